@@ -1,0 +1,79 @@
+"""The lead filters, shared by the API and the list page so that both answer the same question."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from leads.models import Campaign, CompanySize, Lead, SourceChannel, Stage
+from users.models import Team, User
+
+# Custom attributes are filtered as ?attr.<key>=<value>; keys are plain identifiers.
+ATTRIBUTE_PREFIX = "attr."
+ORDERINGS = ("score", "created_at", "last_activity_at")
+
+
+class LeadFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(label=_("Search"), method="filter_q", help_text=_("Name, e-mail, phone or company contains."))
+    stage = django_filters.MultipleChoiceFilter(label=_("Stage"), choices=Stage.choices)
+    grade = django_filters.CharFilter(label=_("Grade"))
+    owner = django_filters.ModelChoiceFilter(label=_("Owner"), queryset=User.objects.all(), null_label=_("Unassigned"))
+    team = django_filters.ModelChoiceFilter(label=_("Team"), queryset=Team.objects.all())
+    source = django_filters.MultipleChoiceFilter(label=_("Source"), choices=SourceChannel.choices)
+    campaign = django_filters.ModelChoiceFilter(label=_("Campaign"), queryset=Campaign.objects.all())
+    industry = django_filters.CharFilter(label=_("Industry"), lookup_expr="iexact")
+    region = django_filters.CharFilter(label=_("Region"), method="filter_region", help_text=_("Region or city."))
+    company_size = django_filters.ChoiceFilter(label=_("Company size"), choices=CompanySize.choices)
+    tag = django_filters.CharFilter(label=_("Tag"), field_name="tags__name")
+    score_min = django_filters.NumberFilter(label=_("Score from"), field_name="score", lookup_expr="gte")
+    score_max = django_filters.NumberFilter(label=_("Score to"), field_name="score", lookup_expr="lte")
+    created_after = django_filters.IsoDateTimeFilter(label=_("Created from"), field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(label=_("Created before"), field_name="created_at", lookup_expr="lt")
+    do_not_contact = django_filters.BooleanFilter(label=_("Do not contact"))
+
+    class Meta:
+        model = Lead
+        fields: list[str] = []
+
+    def filter_q(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        term = " ".join(value.split()).lower()
+        if not term:
+            return queryset
+        # search_text is lower-cased at write time, so a plain LIKE uses the trigram index.
+        return queryset.filter(search_text__contains=term)
+
+    def filter_region(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        return queryset.filter(Q(region__iexact=value) | Q(city__iexact=value))
+
+    def filter_queryset(self, queryset: QuerySet[Lead]) -> QuerySet[Lead]:
+        queryset = super().filter_queryset(queryset)
+        for key, value in self.data.items():
+            if key.startswith(ATTRIBUTE_PREFIX) and value != "":
+                queryset = attribute_filter(queryset, key.removeprefix(ATTRIBUTE_PREFIX), value)
+        return queryset
+
+
+def attribute_filter(queryset: QuerySet[Lead], key: str, value: Any) -> QuerySet[Lead]:
+    """Leads whose custom attribute ``key`` equals ``value`` (as text or number)."""
+    if not key.replace("_", "").replace("-", "").isalnum():
+        return queryset.none()
+    candidates: list[Any] = [value]
+    try:
+        number = float(value)
+        candidates.append(int(number) if number.is_integer() else number)
+    except (TypeError, ValueError):
+        pass
+    if connection.vendor == "postgresql":
+        # Containment is served by the GIN index on attributes.
+        condition = Q()
+        for candidate in candidates:
+            condition |= Q(attributes__contains={key: candidate})
+        return queryset.filter(condition)
+    condition = Q()
+    for candidate in candidates:
+        condition |= Q(**{f"attributes__{key}": candidate})
+    return queryset.filter(condition)

@@ -1,0 +1,135 @@
+"""Lead pages: list with filters, detail with timeline, create/edit, stage change."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError as ApiValidationError
+
+from common.pagination import keyset_paginate
+from leads import selectors, services
+from leads.filters import LeadFilter
+from leads.forms import LeadForm, StageChangeForm
+from leads.models import Lead
+from users.models import User
+
+LIST_ORDERINGS = ("-created_at", "created_at", "-score", "score", "-last_activity_at", "last_activity_at")
+PAGE_SIZE = 50
+
+
+def _visible_lead(user: User, lead_id: int) -> Lead:
+    try:
+        return selectors.lead_get_visible(user=user, lead_id=lead_id)
+    except Lead.DoesNotExist:
+        raise Http404(_("No such lead.")) from None
+
+
+@login_required
+def lead_list(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    lead_filter = LeadFilter(request.GET or None, queryset=selectors.lead_visible_to(user), request=request)
+    ordering = request.GET.get("ordering", "-created_at")
+    if ordering not in LIST_ORDERINGS:
+        ordering = "-created_at"
+    queryset = lead_filter.qs if lead_filter.is_bound and lead_filter.is_valid() else selectors.lead_visible_to(user)
+    try:
+        page = keyset_paginate(queryset, ordering=ordering, cursor=request.GET.get("cursor"), page_size=PAGE_SIZE)
+    except ApiValidationError:
+        page = keyset_paginate(queryset, ordering=ordering, cursor=None, page_size=PAGE_SIZE)
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    return render(
+        request,
+        "leads/lead_list.html",
+        {
+            "filter": lead_filter,
+            "page": page,
+            "ordering": ordering,
+            "orderings": LIST_ORDERINGS,
+            "query_without_cursor": params.urlencode(),
+        },
+    )
+
+
+@login_required
+def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    lead = _visible_lead(user, lead_id)
+    return render(
+        request,
+        "leads/lead_detail.html",
+        {
+            "lead": lead,
+            "interactions": selectors.lead_interactions(lead=lead)[:100],
+            "stage_history": selectors.lead_stage_history(lead=lead)[:100],
+            "stage_form": StageChangeForm(initial={"stage": lead.stage}),
+            "can_edit": user.has_perm("leads.change_lead"),
+        },
+    )
+
+
+def _save_lead_form(request: HttpRequest, form: LeadForm, lead: Lead | None) -> Lead | None:
+    """Run the service with the form's data; copy its field errors back onto the form."""
+    user: User = request.user  # type: ignore[assignment]
+    if not form.is_valid():
+        return None
+    data = dict(form.cleaned_data)
+    tags = data.pop("tags")
+    try:
+        if lead is None:
+            return services.lead_create(created_by=user, tags=tags, **data)
+        return services.lead_update(lead=lead, changed_by=user, tags=tags, **data)
+    except ValidationError as exc:
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+        return None
+
+
+@login_required
+@permission_required("leads.add_lead", raise_exception=True)
+def lead_create(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    form = LeadForm(request.POST or None, user=user, initial={"owner": user.pk})
+    if request.method == "POST":
+        lead = _save_lead_form(request, form, None)
+        if lead is not None:
+            messages.success(request, _("Lead created."))
+            return redirect("leads:detail", lead_id=lead.pk)
+    return render(request, "leads/lead_form.html", {"form": form, "lead": None})
+
+
+@login_required
+@permission_required("leads.change_lead", raise_exception=True)
+def lead_edit(request: HttpRequest, lead_id: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    lead = _visible_lead(user, lead_id)
+    form = LeadForm(request.POST or None, instance=lead, user=user)
+    if request.method == "POST":
+        saved = _save_lead_form(request, form, lead)
+        if saved is not None:
+            messages.success(request, _("Lead saved."))
+            return redirect("leads:detail", lead_id=lead.pk)
+        lead.refresh_from_db()
+    return render(request, "leads/lead_form.html", {"form": form, "lead": lead})
+
+
+@login_required
+@permission_required("leads.change_lead", raise_exception=True)
+@require_POST
+def lead_stage_change(request: HttpRequest, lead_id: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    lead = _visible_lead(user, lead_id)
+    form = StageChangeForm(request.POST)
+    if form.is_valid():
+        services.lead_change_stage(lead=lead, stage=form.cleaned_data["stage"], changed_by=user, reason=form.cleaned_data["reason"])
+        messages.success(request, _("Stage changed."))
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    return redirect("leads:detail", lead_id=lead.pk)
