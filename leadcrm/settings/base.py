@@ -38,6 +38,10 @@ INSTALLED_APPS = [
     "common",
     "users",
     "leads",
+    "scoring",
+    "assignment",
+    "nurturing",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -131,6 +135,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged task after this long; longer than any task may run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_TIMEZONE = TIME_ZONE
+# Lets a test (or a second deployment on one broker) give its workers a queue of their own.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_BEAT_SCHEDULE = {
+    "worker-heartbeat": {
+        "task": "common.tasks.worker_heartbeat_task",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
+}
 
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,0 +1,1 @@
+"""Assignment: teams' routing rules and strategies, rep capacity and availability, decision log, SLA (issue #6)."""

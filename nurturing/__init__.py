@@ -1,0 +1,1 @@
+"""Nurturing: sequences, steps, enrollments, e-mail templates, sending and unsubscribe."""

@@ -1,0 +1,1 @@
+"""Reports: read-only selectors, pages and API for funnels, sources, cycle time, CAC and rep performance."""

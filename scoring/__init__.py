@@ -1,0 +1,1 @@
+"""Scoring: fit and behaviour rules, decay, the predictive model, grades and score history (issue #5)."""
