@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from tests.factories import TeamFactory, make_user
+from tests.factories import make_user
 from users.models import Role, Team, User
+from users.services import team_get_or_create
 
 REQUIRE_SERVICES = os.environ.get("LEADCRM_REQUIRE_SERVICES") == "1"
 
@@ -41,8 +42,8 @@ class Org:
 
 @pytest.fixture
 def org(db: None) -> Org:
-    north = TeamFactory(name="North")
-    south = TeamFactory(name="South")
+    north = team_get_or_create(name="North")
+    south = team_get_or_create(name="South")
     manager = make_user(Role.MANAGER, team=north, username="manager")
     return Org(
         north=north,
@@ -62,7 +63,7 @@ def api_client() -> APIClient:
 
 
 @pytest.fixture
-def client_for(api_client: APIClient):  # type: ignore[no-untyped-def]
+def client_for(api_client: APIClient):
     """``client_for(user)`` → an API client signed in as ``user`` (session auth, like the browser)."""
 
     def _client(user: User) -> APIClient:

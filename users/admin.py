@@ -11,7 +11,7 @@ from users.models import Team, User, UserAPIKey
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     fieldsets = (
-        *BaseUserAdmin.fieldsets,
+        *(BaseUserAdmin.fieldsets or ()),
         (_("leadcrm"), {"fields": ("display_name", "team", "language")}),
     )
     list_display = ("username", "display_name", "email", "team", "is_active", "is_staff")
@@ -28,6 +28,6 @@ class TeamAdmin(admin.ModelAdmin[Team]):
 
 @admin.register(UserAPIKey)
 class UserAPIKeyAdmin(APIKeyModelAdmin):
-    list_display = [*APIKeyModelAdmin.list_display, "user", "last_used_at"]
+    list_display = (*APIKeyModelAdmin.list_display, "user", "last_used_at")  # type: ignore[assignment]
     list_select_related = ("user",)
     raw_id_fields = ("user",)

@@ -55,15 +55,11 @@ def role_groups_sync() -> None:
     """Create the role groups and give them exactly their permissions (idempotent)."""
     for role in Role:
         group, _ = Group.objects.get_or_create(name=role.value)
-        if role == Role.ADMIN:
-            perms = Permission.objects.all()
-        else:
-            wanted = [p.split(".", 1) for p in ROLE_PERMISSIONS[role]]
-            perms = Permission.objects.filter(
-                content_type__app_label__in={app for app, _ in wanted},
-                codename__in={code for _, code in wanted},
-            )
-            perms = [p for p in perms if [p.content_type.app_label, p.codename] in wanted]
+        perms = Permission.objects.select_related("content_type")
+        if role != Role.ADMIN:
+            wanted = {tuple(p.split(".", 1)) for p in ROLE_PERMISSIONS[role]}
+            candidates = perms.filter(codename__in={code for _, code in wanted})
+            perms = candidates.filter(pk__in=[p.pk for p in candidates if (p.content_type.app_label, p.codename) in wanted])
         group.permissions.set(perms)
 
 
@@ -111,6 +107,7 @@ def user_create(
 def api_key_create(*, user: User, name: str) -> tuple[UserAPIKey, str]:
     """Return the stored key and the plain key; the plain key is shown once and never stored."""
     api_key, key = UserAPIKey.objects.create_key(name=name, user=user)
+    assert isinstance(api_key, UserAPIKey)
     return api_key, key
 
 

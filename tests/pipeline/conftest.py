@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.conf import settings
+from pytest_django.fixtures import Settings
 from django.db import connection
 
 from leadcrm.celery import app as celery_app
@@ -40,7 +40,9 @@ def redis_urls() -> dict[str, str]:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db: None, redis_urls: dict[str, str], settings: settings.__class__) -> Iterator[dict[str, str]]:
+def celery_worker_process(
+    transactional_db: None, redis_urls: dict[str, str], settings: Settings
+) -> Iterator[dict[str, str]]:
     """Start ``celery -A leadcrm worker`` against the test database and a private queue.
 
     The test process sends to the same broker and queue; the worker shares the test's cache.
@@ -83,7 +85,7 @@ def celery_worker_process(transactional_db: None, redis_urls: dict[str, str], se
             print(output)  # shown by pytest when the test fails
 
 
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
     """Poll ``predicate`` until it returns something truthy; return it, or None after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
