@@ -36,6 +36,7 @@ def normalize_phone(value: str | None, *, region: str | None = None) -> str:
         number = phonenumbers.parse(raw, region or settings.LEADCRM_DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
         raise ValidationError(_("Enter a valid phone number."), code="invalid_phone") from None
-    if not phonenumbers.is_possible_number(number):
+    # is_valid_number also checks the prefix plan (a +86 mobile starts 13–19), not just the length.
+    if not phonenumbers.is_valid_number(number):
         raise ValidationError(_("Enter a valid phone number."), code="invalid_phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connections
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, DateTimeField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
@@ -59,6 +60,23 @@ def _key_value(row: Any, field: str) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def _position(payload: dict[str, Any], model_field: Any, connection: Any) -> tuple[Any, int]:
+    """The cursor's (key, id) as database values; a cursor is client input, so any mismatch is a 400."""
+    key = payload["k"]
+    try:
+        if payload["d"] not in ("next", "prev") or key is None or isinstance(payload["id"], bool):
+            raise ValueError
+        row_id = int(payload["id"])
+        if isinstance(model_field, DateTimeField):
+            key = parse_datetime(key) if isinstance(key, str) else None
+            if key is None:
+                raise ValueError
+        db_key = model_field.get_db_prep_value(model_field.to_python(key), connection=connection)
+    except (TypeError, ValueError, DjangoValidationError):
+        raise ValidationError({"cursor": [_("Invalid cursor.")]}) from None
+    return db_key, row_id
+
+
 def keyset_paginate(queryset: QuerySet[Any], *, ordering: str, cursor: str | None, page_size: int) -> KeysetPage:
     """Return one page of ``queryset`` ordered by ``ordering`` (e.g. "-score"), then by id."""
     descending = ordering.startswith("-")
@@ -69,20 +87,15 @@ def keyset_paginate(queryset: QuerySet[Any], *, ordering: str, cursor: str | Non
         if payload.get("o") != ordering:
             raise ValidationError({"cursor": [_("This cursor belongs to another ordering.")]})
         backwards = payload["d"] == "prev"
-        key = payload["k"]
-        if key is not None and isinstance(key, str) and field.endswith("_at"):
-            key = parse_datetime(key)
-            if key is None:
-                raise ValidationError({"cursor": [_("Invalid cursor.")]})
+        model_field = queryset.model._meta.get_field(field)
+        db_key, row_id = _position(payload, model_field, connections[queryset.db])
         # Walking forward on a descending order means smaller keys; backwards flips it.
         op = "<" if descending != backwards else ">"
-        model_field = queryset.model._meta.get_field(field)
-        db_key = model_field.get_db_prep_value(key, connection=connections[queryset.db])
         table = queryset.model._meta.db_table
         queryset = queryset.filter(
             RawSQL(
                 f'("{table}"."{model_field.column}", "{table}"."id") {op} (%s, %s)',
-                (db_key, int(payload["id"])),
+                (db_key, row_id),
                 output_field=BooleanField(),
             )
         )
@@ -126,7 +139,9 @@ class KeysetPagination(BasePagination):
         except ValueError:
             raise ValidationError({"page_size": [_("A whole number is required.")]}) from None
         size = max(1, min(size, MAX_PAGE_SIZE))
-        page = keyset_paginate(queryset, ordering=ordering, cursor=request.query_params.get(self.cursor_query_param), page_size=size)
+        page = keyset_paginate(
+            queryset, ordering=ordering, cursor=request.query_params.get(self.cursor_query_param), page_size=size
+        )
         self.request = request
         self.page = page
         return page.rows
@@ -139,7 +154,13 @@ class KeysetPagination(BasePagination):
         return self.request.build_absolute_uri(f"{self.request.path}?{urlencode(params, doseq=True)}")
 
     def get_paginated_response(self, data: Any) -> Response:
-        return Response({"next": self._link(self.page.next_cursor), "previous": self._link(self.page.previous_cursor), "results": data})
+        return Response(
+            {
+                "next": self._link(self.page.next_cursor),
+                "previous": self._link(self.page.previous_cursor),
+                "results": data,
+            }
+        )
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -154,7 +175,25 @@ class KeysetPagination(BasePagination):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [
-            {"name": self.cursor_query_param, "required": False, "in": "query", "description": "Opaque cursor from next/previous.", "schema": {"type": "string"}},
-            {"name": self.page_size_query_param, "required": False, "in": "query", "description": f"Rows per page (max {MAX_PAGE_SIZE}).", "schema": {"type": "integer"}},
-            {"name": self.ordering_query_param, "required": False, "in": "query", "description": "One of: " + ", ".join(self.get_orderings(view)), "schema": {"type": "string"}},
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "Opaque cursor from next/previous.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Rows per page (max {MAX_PAGE_SIZE}).",
+                "schema": {"type": "integer"},
+            },
+            {
+                "name": self.ordering_query_param,
+                "required": False,
+                "in": "query",
+                "description": "One of: " + ", ".join(self.get_orderings(view)),
+                "schema": {"type": "string"},
+            },
         ]

@@ -7,9 +7,12 @@ from typing import Any
 import django_filters
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from common.normalize import normalize_text
 from leads.models import Campaign, CompanySize, Lead, SourceChannel, Stage
+from leads.selectors import team_visible_to, user_assignable_to
 from users.models import Team, User
 
 # Custom attributes are filtered as ?attr.<key>=<value>; keys are plain identifiers.
@@ -17,12 +20,29 @@ ATTRIBUTE_PREFIX = "attr."
 ORDERINGS = ("score", "created_at", "last_activity_at")
 
 
+def owner_choices(request: HttpRequest | None) -> QuerySet[User]:
+    user = getattr(request, "user", None)
+    if not isinstance(user, User):
+        return User.objects.none()
+    return user_assignable_to(user)
+
+
+def team_choices(request: HttpRequest | None) -> QuerySet[Team]:
+    user = getattr(request, "user", None)
+    if not isinstance(user, User):
+        return Team.objects.none()
+    return team_visible_to(user)
+
+
 class LeadFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(label=_("Search"), method="filter_q", help_text=_("Name, e-mail, phone or company contains."))
+    q = django_filters.CharFilter(
+        label=_("Search"), method="filter_q", help_text=_("Name, e-mail, phone or company contains.")
+    )
     stage = django_filters.MultipleChoiceFilter(label=_("Stage"), choices=Stage.choices)
     grade = django_filters.CharFilter(label=_("Grade"))
-    owner = django_filters.ModelChoiceFilter(label=_("Owner"), queryset=User.objects.all(), null_label=_("Unassigned"))
-    team = django_filters.ModelChoiceFilter(label=_("Team"), queryset=Team.objects.all())
+    # Choices are limited to the people and teams the user may see, so the filter leaks no names.
+    owner = django_filters.ModelChoiceFilter(label=_("Owner"), queryset=owner_choices, null_label=_("Unassigned"))
+    team = django_filters.ModelChoiceFilter(label=_("Team"), queryset=team_choices)
     source = django_filters.MultipleChoiceFilter(label=_("Source"), choices=SourceChannel.choices)
     campaign = django_filters.ModelChoiceFilter(label=_("Campaign"), queryset=Campaign.objects.all())
     industry = django_filters.CharFilter(label=_("Industry"), lookup_expr="iexact")
@@ -31,8 +51,12 @@ class LeadFilter(django_filters.FilterSet):
     tag = django_filters.CharFilter(label=_("Tag"), field_name="tags__name")
     score_min = django_filters.NumberFilter(label=_("Score from"), field_name="score", lookup_expr="gte")
     score_max = django_filters.NumberFilter(label=_("Score to"), field_name="score", lookup_expr="lte")
-    created_after = django_filters.IsoDateTimeFilter(label=_("Created from"), field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(label=_("Created before"), field_name="created_at", lookup_expr="lt")
+    created_after = django_filters.IsoDateTimeFilter(
+        label=_("Created from"), field_name="created_at", lookup_expr="gte"
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        label=_("Created before"), field_name="created_at", lookup_expr="lt"
+    )
     do_not_contact = django_filters.BooleanFilter(label=_("Do not contact"))
 
     class Meta:
@@ -40,7 +64,8 @@ class LeadFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_q(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
-        term = " ".join(value.split()).lower()
+        # Fold like the stored text (NFKC), so full-width "ＡＣＭＥ" or "１３８" finds "ACME" or "138".
+        term = normalize_text(value).lower()
         if not term:
             return queryset
         # search_text is lower-cased at write time, so a plain LIKE uses the trigram index.
@@ -58,8 +83,9 @@ class LeadFilter(django_filters.FilterSet):
 
 
 def attribute_filter(queryset: QuerySet[Lead], key: str, value: Any) -> QuerySet[Lead]:
-    """Leads whose custom attribute ``key`` equals ``value`` (as text or number)."""
-    if not key.replace("_", "").replace("-", "").isalnum():
+    """Leads whose custom attribute ``key`` equals ``value`` (as text, number or boolean)."""
+    # "__" would make the ORM read a nested path or a lookup ("plan__contains") on SQLite.
+    if "__" in key or not key.replace("_", "").replace("-", "").isalnum():
         return queryset.none()
     candidates: list[Any] = [value]
     try:
@@ -67,6 +93,8 @@ def attribute_filter(queryset: QuerySet[Lead], key: str, value: Any) -> QuerySet
         candidates.append(int(number) if number.is_integer() else number)
     except (TypeError, ValueError):
         pass
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        candidates.append(value.lower() == "true")
     if connection.vendor == "postgresql":
         # Containment is served by the GIN index on attributes.
         condition = Q()

@@ -59,7 +59,9 @@ class Campaign(models.Model):
         verbose_name_plural = _("campaigns")
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(ends_on__isnull=True) | models.Q(starts_on__isnull=True) | models.Q(ends_on__gte=models.F("starts_on")),
+                condition=models.Q(ends_on__isnull=True)
+                | models.Q(starts_on__isnull=True)
+                | models.Q(ends_on__gte=models.F("starts_on")),
                 name="campaign_ends_after_start",
             ),
             models.CheckConstraint(condition=models.Q(cost__gte=0), name="campaign_cost_not_negative"),
@@ -85,7 +87,9 @@ class Lead(models.Model):
     # Contact. One name field: Chinese names have no first/last split worth forcing.
     name = models.CharField(_("name"), max_length=200)
     email = models.EmailField(_("e-mail"), max_length=254, blank=True, db_index=True)
-    phone = models.CharField(_("phone"), max_length=32, blank=True, db_index=True, help_text=_("E.164, e.g. +8613800138000"))
+    phone = models.CharField(
+        _("phone"), max_length=32, blank=True, db_index=True, help_text=_("E.164, e.g. +8613800138000")
+    )
     company = models.CharField(_("company"), max_length=200, blank=True)
     job_title = models.CharField(_("job title"), max_length=200, blank=True)
     website = models.URLField(_("website"), max_length=500, blank=True)
@@ -105,11 +109,11 @@ class Lead(models.Model):
     campaign = models.ForeignKey(
         Campaign, verbose_name=_("campaign"), null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
     )
-    utm_source = models.CharField(max_length=200, blank=True)
-    utm_medium = models.CharField(max_length=200, blank=True)
-    utm_campaign = models.CharField(max_length=200, blank=True)
-    utm_term = models.CharField(max_length=200, blank=True)
-    utm_content = models.CharField(max_length=200, blank=True)
+    utm_source = models.CharField(_("UTM source"), max_length=200, blank=True)
+    utm_medium = models.CharField(_("UTM medium"), max_length=200, blank=True)
+    utm_campaign = models.CharField(_("UTM campaign"), max_length=200, blank=True)
+    utm_term = models.CharField(_("UTM term"), max_length=200, blank=True)
+    utm_content = models.CharField(_("UTM content"), max_length=200, blank=True)
 
     # Lifecycle.
     stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.NEW)
@@ -152,7 +156,13 @@ class Lead(models.Model):
     search_text = models.GeneratedField(
         expression=Lower(
             Concat(
-                "name", models.Value(" "), "email", models.Value(" "), "phone", models.Value(" "), "company",
+                "name",
+                models.Value(" "),
+                "email",
+                models.Value(" "),
+                "phone",
+                models.Value(" "),
+                "company",
                 output_field=models.TextField(),
             )
         ),
@@ -185,7 +195,9 @@ class LeadStageChange(models.Model):
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes")
     from_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
     to_stage = models.CharField(max_length=20, choices=Stage.choices)
-    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     changed_at = models.DateTimeField(default=timezone.now)
     reason = models.CharField(max_length=200, blank=True)
 
@@ -207,7 +219,9 @@ class Interaction(models.Model):
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
     properties = models.JSONField(_("properties"), default=dict, blank=True)
     external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 
 from leads.models import Interaction, Lead, LeadStageChange
-from users.models import Role, User
+from users.models import Role, Team, User
 
 
 def lead_visibility_q(user: User) -> Q | None:
@@ -16,9 +16,9 @@ def lead_visibility_q(user: User) -> Q | None:
         return None
     if role == Role.MANAGER:
         team_ids = user.managed_team_ids
-        member_ids = list(User.objects.filter(team_id__in=team_ids).values_list("id", flat=True))
+        members = User.objects.filter(team_id__in=team_ids).values("id")
         # A manager also sees what they own themselves.
-        return Q(team_id__in=team_ids) | Q(owner_id__in=[*member_ids, user.pk])
+        return Q(team_id__in=team_ids) | Q(owner_id__in=members) | Q(owner_id=user.pk)
     if role == Role.REP:
         own = Q(owner_id=user.pk)
         if user.team_id is None:
@@ -34,6 +34,29 @@ def lead_visible_to(user: User | AnonymousUser) -> QuerySet[Lead]:
         return qs.none()
     condition = lead_visibility_q(user)
     return qs if condition is None else qs.filter(condition)
+
+
+def user_assignable_to(user: User) -> QuerySet[User]:
+    """People whose leads ``user`` may see: the choices of the owner filter and owner field."""
+    people = User.objects.filter(is_active=True).order_by("username")
+    role = user.role
+    if role in (Role.ADMIN, Role.MARKETING):
+        return people
+    if role == Role.MANAGER:
+        return people.filter(Q(team_id__in=user.managed_team_ids) | Q(pk=user.pk))
+    if role == Role.REP and user.team_id is not None:
+        return people.filter(Q(team_id=user.team_id) | Q(pk=user.pk))
+    return people.filter(pk=user.pk)
+
+
+def team_visible_to(user: User) -> QuerySet[Team]:
+    """Teams ``user`` may filter by: all for marketing/admin, the led teams for a manager, a rep's own."""
+    role = user.role
+    if role in (Role.ADMIN, Role.MARKETING):
+        return Team.objects.all()
+    if role == Role.MANAGER:
+        return Team.objects.filter(pk__in=user.managed_team_ids)
+    return Team.objects.filter(pk=user.team_id) if user.team_id else Team.objects.none()
 
 
 def lead_get_visible(*, user: User, lead_id: int) -> Lead:

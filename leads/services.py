@@ -74,7 +74,9 @@ def _apply_owner_team(lead: Lead) -> None:
 
 
 @transaction.atomic
-def lead_create(*, created_by: User | None = None, tags: Iterable[str] = (), stage: str = Stage.NEW, **fields: Any) -> Lead:
+def lead_create(
+    *, created_by: User | None = None, tags: Iterable[str] = (), stage: str = Stage.NEW, **fields: Any
+) -> Lead:
     """Create a lead from normalized fields and write its first stage-history row."""
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
@@ -89,14 +91,21 @@ def lead_create(*, created_by: User | None = None, tags: Iterable[str] = (), sta
     lead.save()
     LeadStageChange.objects.create(lead=lead, from_stage="", to_stage=Stage.NEW, changed_by=created_by, changed_at=now)
     if stage != Stage.NEW:
-        lead_change_stage(lead=lead, stage=stage, changed_by=created_by)
+        lead_change_stage(lead=lead, stage=stage, changed_by=created_by, reason=data.get("lost_reason", ""))
     if tags:
         lead.tags.set(_tags_for(tags))
     return lead
 
 
 @transaction.atomic
-def lead_update(*, lead: Lead, changed_by: User | None = None, tags: Iterable[str] | None = None, stage: str | None = None, **fields: Any) -> Lead:
+def lead_update(
+    *,
+    lead: Lead,
+    changed_by: User | None = None,
+    tags: Iterable[str] | None = None,
+    stage: str | None = None,
+    **fields: Any,
+) -> Lead:
     """Update editable fields (normalized); a stage change goes through ``lead_change_stage``."""
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
@@ -121,7 +130,9 @@ def lead_update(*, lead: Lead, changed_by: User | None = None, tags: Iterable[st
 
 
 @transaction.atomic
-def lead_change_stage(*, lead: Lead, stage: str, changed_by: User | None = None, reason: str = "") -> LeadStageChange | None:
+def lead_change_stage(
+    *, lead: Lead, stage: str, changed_by: User | None = None, reason: str = ""
+) -> LeadStageChange | None:
     """Move the lead to ``stage``, stamp the lifecycle time the first time, and record who did it."""
     if stage not in Stage.values:
         raise ValidationError({"stage": [_("Unknown stage “%(stage)s”.") % {"stage": stage}]})

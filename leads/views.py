@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
@@ -19,6 +22,8 @@ from leads.models import Lead
 from users.models import User
 
 LIST_ORDERINGS = ("-created_at", "created_at", "-score", "score", "-last_activity_at", "last_activity_at")
+# Filters always shown on the list page; the rest sit folded under "More filters".
+MAIN_FILTERS = ("q", "stage", "source", "owner")
 PAGE_SIZE = 50
 
 
@@ -29,25 +34,46 @@ def _visible_lead(user: User, lead_id: int) -> Lead:
         raise Http404(_("No such lead.")) from None
 
 
+def _json_items(data: Any) -> list[tuple[str, str]]:
+    """A JSON object as sorted (key, text) pairs for a key/value table.
+
+    Templates cannot loop over ``data.items`` safely: a user-defined key named "items" would win the lookup.
+    """
+    if not isinstance(data, dict):
+        return []
+    return [
+        (str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        for key, value in sorted(data.items())
+    ]
+
+
 @login_required
 def lead_list(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    lead_filter = LeadFilter(request.GET or None, queryset=selectors.lead_visible_to(user), request=request)
+    # Built once: the visibility condition costs a query for managers.
+    visible = selectors.lead_visible_to(user)
+    lead_filter = LeadFilter(request.GET or None, queryset=visible, request=request)
     ordering = request.GET.get("ordering", "-created_at")
     if ordering not in LIST_ORDERINGS:
         ordering = "-created_at"
-    queryset = lead_filter.qs if lead_filter.is_bound and lead_filter.is_valid() else selectors.lead_visible_to(user)
+    queryset = lead_filter.qs if lead_filter.is_bound and lead_filter.is_valid() else visible
     try:
         page = keyset_paginate(queryset, ordering=ordering, cursor=request.GET.get("cursor"), page_size=PAGE_SIZE)
     except ApiValidationError:
         page = keyset_paginate(queryset, ordering=ordering, cursor=None, page_size=PAGE_SIZE)
     params = request.GET.copy()
     params.pop("cursor", None)
+    for field in lead_filter.form.fields.values():
+        if getattr(field, "empty_label", None) is not None:  # "Any" reads better than "---------"
+            field.empty_label = _("Any")
     return render(
         request,
         "leads/lead_list.html",
         {
             "filter": lead_filter,
+            "main_filters": MAIN_FILTERS,
+            "more_filters_open": bool(lead_filter.form.errors)
+            or any(params.get(name) for name in lead_filter.form.fields if name not in MAIN_FILTERS),
             "page": page,
             "ordering": ordering,
             "orderings": LIST_ORDERINGS,
@@ -60,12 +86,15 @@ def lead_list(request: HttpRequest) -> HttpResponse:
 def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     lead = _visible_lead(user, lead_id)
+    interactions = list(selectors.lead_interactions(lead=lead)[:100])
     return render(
         request,
         "leads/lead_detail.html",
         {
             "lead": lead,
-            "interactions": selectors.lead_interactions(lead=lead)[:100],
+            "attributes": _json_items(lead.attributes),
+            "interactions": interactions,
+            "timeline": [(interaction, _json_items(interaction.properties)) for interaction in interactions],
             "stage_history": selectors.lead_stage_history(lead=lead)[:100],
             "stage_form": StageChangeForm(initial={"stage": lead.stage}),
             "can_edit": user.has_perm("leads.change_lead"),
@@ -126,10 +155,12 @@ def lead_stage_change(request: HttpRequest, lead_id: int) -> HttpResponse:
     lead = _visible_lead(user, lead_id)
     form = StageChangeForm(request.POST)
     if form.is_valid():
-        services.lead_change_stage(lead=lead, stage=form.cleaned_data["stage"], changed_by=user, reason=form.cleaned_data["reason"])
+        services.lead_change_stage(
+            lead=lead, stage=form.cleaned_data["stage"], changed_by=user, reason=form.cleaned_data["reason"]
+        )
         messages.success(request, _("Stage changed."))
     else:
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
     return redirect("leads:detail", lead_id=lead.pk)

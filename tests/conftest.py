@@ -23,7 +23,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             if REQUIRE_SERVICES:
-                item.add_marker(pytest.mark.xfail(reason="PostgreSQL required but not configured", strict=True, run=False))
+                item.add_marker(
+                    pytest.mark.xfail(reason="PostgreSQL required but not configured", strict=True, run=False)
+                )
             else:
                 item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL"))
 

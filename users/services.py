@@ -59,7 +59,9 @@ def role_groups_sync() -> None:
         if role != Role.ADMIN:
             wanted = {tuple(p.split(".", 1)) for p in ROLE_PERMISSIONS[role]}
             candidates = perms.filter(codename__in={code for _, code in wanted})
-            perms = candidates.filter(pk__in=[p.pk for p in candidates if (p.content_type.app_label, p.codename) in wanted])
+            perms = candidates.filter(
+                pk__in=[p.pk for p in candidates if (p.content_type.app_label, p.codename) in wanted]
+            )
         group.permissions.set(perms)
 
 

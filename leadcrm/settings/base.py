@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "corsheaders",
     "common",
     "users",
@@ -173,6 +174,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's scripts come from the drf-spectacular-sidecar package, served locally, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"StageEnum": "leads.models.Stage", "SourceChannelEnum": "leads.models.SourceChannel"},
 }
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 

@@ -27,13 +27,25 @@ class CampaignSerializer(serializers.ModelSerializer[Campaign]):
         fields = ["id", "name", "channel", "cost", "currency", "starts_on", "ends_on", "utm_campaign"]
 
 
+class TagNamesField(serializers.ListField):
+    """Tag names both ways: writes a list of names, reads the lead's (prefetched) tags as sorted names."""
+
+    def to_representation(self, data: Any) -> list[str]:
+        return sorted(tag.name for tag in data.all())
+
+
 class LeadSerializer(serializers.ModelSerializer[Lead]):
-    owner = serializers.PrimaryKeyRelatedField(queryset=User.objects.filter(is_active=True), allow_null=True, required=False)
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True), allow_null=True, required=False
+    )
     owner_detail = UserBriefSerializer(source="owner", read_only=True)
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), allow_null=True, required=False)
     campaign = serializers.PrimaryKeyRelatedField(queryset=Campaign.objects.all(), allow_null=True, required=False)
-    tags = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, max_length=50, help_text="Tag names; unknown tags are created."
+    tags = TagNamesField(
+        child=serializers.CharField(max_length=50),
+        required=False,
+        max_length=50,
+        help_text="Tag names; unknown tags are created.",
     )
     interests = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
     attributes = serializers.DictField(required=False, help_text="Custom attributes: a flat JSON object.")
@@ -54,19 +66,16 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             "first_contacted_at", "mql_at", "sql_at", "converted_at", "lost_at",
             "score", "grade", "score_updated_at", "last_activity_at", "created_at", "updated_at",
         ]  # fmt: skip
-        extra_kwargs = {"email": {"validators": []}, "phone": {"validators": []}}
-
-    def to_representation(self, instance: Lead) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        data["tags"] = sorted(tag.name for tag in instance.tags.all())
-        return data
+        extra_kwargs: dict[str, dict[str, Any]] = {"email": {"validators": []}, "phone": {"validators": []}}
 
     def validate_attributes(self, value: dict[str, Any]) -> dict[str, Any]:
         import json
 
         for key, item in value.items():
             if isinstance(item, (dict, list)):
-                raise serializers.ValidationError(_("“%(key)s”: values must be text, numbers or booleans.") % {"key": key})
+                raise serializers.ValidationError(
+                    _("“%(key)s”: values must be text, numbers or booleans.") % {"key": key}
+                )
         if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_JSON_BYTES:
             raise serializers.ValidationError(_("Custom attributes may take at most 64 KB."))
         return value
@@ -80,10 +89,25 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
             return owner
         raise serializers.ValidationError(_("You may not assign leads to this user."))
 
+    def validate_team(self, team: Team | None) -> Team | None:
+        """Reps and managers move leads only within the teams they work in or lead."""
+        user = self.context["request"].user
+        if team is None or user.role in (Role.ADMIN, Role.MARKETING):
+            return team
+        if (user.role == Role.MANAGER and team.pk in user.managed_team_ids) or team.pk == user.team_id:
+            return team
+        raise serializers.ValidationError(_("You may not move leads to this team."))
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         stage = attrs.get("stage")
         if stage == Stage.LOST and not (attrs.get("lost_reason") or (self.instance and self.instance.lost_reason)):
             raise serializers.ValidationError({"lost_reason": [_("Say why the lead is lost.")]})
+        user = self.context["request"].user
+        creating_unowned = self.instance is None and "owner" not in attrs and "team" not in attrs
+        if creating_unowned and user.role in (Role.REP, Role.MANAGER):
+            # As on the lead page, a rep's or manager's new lead is theirs by default; left ownerless and
+            # teamless it would vanish from their own view the moment it was created.
+            attrs["owner"] = user
         return attrs
 
 

@@ -6,99 +6,142 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('leads', '0001_initial'),
-        ('users', '0001_initial'),
+        ("leads", "0001_initial"),
+        ("users", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='interaction',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="interaction",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='lead',
-            name='campaign',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='leads', to='leads.campaign', verbose_name='campaign'),
+            model_name="lead",
+            name="campaign",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="leads",
+                to="leads.campaign",
+                verbose_name="campaign",
+            ),
         ),
         migrations.AddField(
-            model_name='lead',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="lead",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='lead',
-            name='owner',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='owned_leads', to=settings.AUTH_USER_MODEL, verbose_name='owner'),
+            model_name="lead",
+            name="owner",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="owned_leads",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="owner",
+            ),
         ),
         migrations.AddField(
-            model_name='lead',
-            name='team',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='leads', to='users.team', verbose_name='team'),
+            model_name="lead",
+            name="team",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="leads",
+                to="users.team",
+                verbose_name="team",
+            ),
         ),
         migrations.AddField(
-            model_name='interaction',
-            name='lead',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='interactions', to='leads.lead'),
+            model_name="interaction",
+            name="lead",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="interactions", to="leads.lead"
+            ),
         ),
         migrations.AddField(
-            model_name='leadstagechange',
-            name='changed_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="leadstagechange",
+            name="changed_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='leadstagechange',
-            name='lead',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stage_changes', to='leads.lead'),
+            model_name="leadstagechange",
+            name="lead",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="stage_changes", to="leads.lead"
+            ),
         ),
         migrations.AddField(
-            model_name='lead',
-            name='tags',
-            field=models.ManyToManyField(blank=True, related_name='leads', to='leads.tag', verbose_name='tags'),
+            model_name="lead",
+            name="tags",
+            field=models.ManyToManyField(blank=True, related_name="leads", to="leads.tag", verbose_name="tags"),
         ),
         migrations.AddIndex(
-            model_name='interaction',
-            index=models.Index(fields=['lead', '-occurred_at', '-id'], name='interaction_lead_time_idx'),
+            model_name="interaction",
+            index=models.Index(fields=["lead", "-occurred_at", "-id"], name="interaction_lead_time_idx"),
         ),
         migrations.AddIndex(
-            model_name='leadstagechange',
-            index=models.Index(fields=['lead', '-changed_at'], name='stagechange_lead_idx'),
+            model_name="leadstagechange",
+            index=models.Index(fields=["lead", "-changed_at"], name="stagechange_lead_idx"),
         ),
         migrations.AddIndex(
-            model_name='lead',
-            index=models.Index(fields=['-created_at', '-id'], name='lead_created_idx'),
+            model_name="lead",
+            index=models.Index(fields=["-created_at", "-id"], name="lead_created_idx"),
         ),
         migrations.AddIndex(
-            model_name='lead',
-            index=models.Index(fields=['-score', '-id'], name='lead_score_idx'),
+            model_name="lead",
+            index=models.Index(fields=["-score", "-id"], name="lead_score_idx"),
         ),
         migrations.AddIndex(
-            model_name='lead',
-            index=models.Index(fields=['-last_activity_at', '-id'], name='lead_activity_idx'),
+            model_name="lead",
+            index=models.Index(fields=["-last_activity_at", "-id"], name="lead_activity_idx"),
         ),
         migrations.AddIndex(
-            model_name='lead',
-            index=models.Index(fields=['owner', '-created_at'], name='lead_owner_created_idx'),
+            model_name="lead",
+            index=models.Index(fields=["owner", "-created_at"], name="lead_owner_created_idx"),
         ),
         migrations.AddIndex(
-            model_name='lead',
-            index=models.Index(fields=['team', 'owner'], name='lead_team_owner_idx'),
+            model_name="lead",
+            index=models.Index(fields=["team", "owner"], name="lead_team_owner_idx"),
         ),
         migrations.AddIndex(
-            model_name='lead',
-            index=models.Index(fields=['stage', '-created_at'], name='lead_stage_created_idx'),
+            model_name="lead",
+            index=models.Index(fields=["stage", "-created_at"], name="lead_stage_created_idx"),
         ),
         migrations.AddIndex(
-            model_name='lead',
-            index=models.Index(fields=['source'], name='lead_source_idx'),
+            model_name="lead",
+            index=models.Index(fields=["source"], name="lead_source_idx"),
         ),
         migrations.AddIndex(
-            model_name='lead',
-            index=models.Index(fields=['grade'], name='lead_grade_idx'),
+            model_name="lead",
+            index=models.Index(fields=["grade"], name="lead_grade_idx"),
         ),
     ]

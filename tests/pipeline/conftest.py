@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from pytest_django.fixtures import Settings
 from django.db import connection
+from pytest_django.fixtures import Settings
 
 from leadcrm.celery import app as celery_app
 
@@ -70,7 +70,9 @@ def celery_worker_process(
     )  # fmt: skip
     previous = dict(celery_app.conf)
     celery_app.conf.update(broker_url=redis_urls["broker"], task_always_eager=False, task_default_queue=queue)
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_urls["cache"]}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_urls["cache"]}
+    }
     try:
         yield {"queue": queue}
     finally:

@@ -14,6 +14,8 @@ def test_real_worker_runs_a_task_sent_through_redis(celery_worker_process: dict[
 
     worker_heartbeat_task.delay(token)
 
-    beat = wait_until(lambda: (cache.get(HEARTBEAT_KEY) or {}).get("token") == token and cache.get(HEARTBEAT_KEY), timeout=30)
+    beat = wait_until(
+        lambda: (cache.get(HEARTBEAT_KEY) or {}).get("token") == token and cache.get(HEARTBEAT_KEY), timeout=30
+    )
     assert beat is not None, "the worker never ran the task"
     assert beat["token"] == token

@@ -21,5 +21,7 @@ class Command(BaseCommand):
         except User.DoesNotExist:
             raise CommandError(f"No user named {options['user']!r}.") from None
         api_key, key = api_key_create(user=user, name=options["name"])
-        self.stderr.write(f"API key {api_key.name!r} for {user.username} (prefix {api_key.prefix}). Send it as 'Authorization: Api-Key <key>':")
+        self.stderr.write(
+            f"API key {api_key.name!r} for {user.username} (prefix {api_key.prefix}). Send it as 'Authorization: Api-Key <key>':"
+        )
         self.stdout.write(key)

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from users.models import Role
 from users.services import team_get_or_create, user_create
@@ -19,6 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--team", help="Team name; created when missing.")
         parser.add_argument("--email", default="")
 
+    # One transaction: a refused user (duplicate username…) leaves no new team behind.
+    @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
         team = team_get_or_create(name=options["team"]) if options["team"] else None
         try:
