@@ -146,6 +146,28 @@ class Lead(models.Model):
     last_activity_at = models.DateTimeField(_("last activity"), default=timezone.now)
     do_not_contact = models.BooleanField(_("do not contact"), default=False)
 
+    # Data quality: a merged lead stays as a pointer to the lead it was merged into.
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("merged into"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged_leads",
+    )
+    # The import that created this lead (undo deletes exactly these).
+    import_job = models.ForeignKey(
+        "leads.ImportJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="created_leads",
+        editable=False,
+    )
+
+    # Pipeline: set with every new interaction, cleared by the worker once score and rules are current.
+    dirty_since = models.DateTimeField(null=True, blank=True, editable=False)
+
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     created_by = models.ForeignKey(
@@ -183,6 +205,9 @@ class Lead(models.Model):
             models.Index(fields=["stage", "-created_at"], name="lead_stage_created_idx"),
             models.Index(fields=["source"], name="lead_source_idx"),
             models.Index(fields=["grade"], name="lead_grade_idx"),
+            # Only the few dirty rows are indexed: the worker and the sweeper find them without a scan.
+            models.Index(fields=["dirty_since"], condition=models.Q(dirty_since__isnull=False), name="lead_dirty_idx"),
+            models.Index(fields=["merged_into"], condition=models.Q(merged_into__isnull=False), name="lead_merged_idx"),
         ]
 
     def __str__(self) -> str:
@@ -232,3 +257,296 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class EventCategory(models.TextChoices):
+    WEB = "web", _("Website")
+    EMAIL = "email", _("E-mail")
+    CONTENT = "content", _("Content")
+    EVENT = "event", _("Webinar / event")
+    SALES = "sales", _("Sales activity")
+    FORM = "form", _("Form")
+    SOCIAL = "social", _("Social")
+    SYSTEM = "system", _("System")
+
+
+class EventType(models.Model):
+    """The catalogue of interaction types; admins add their own. ``key`` is what events carry in ``type``."""
+
+    key = models.SlugField(_("key"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    name_zh = models.CharField(_("Chinese name"), max_length=100, blank=True)
+    category = models.CharField(_("category"), max_length=20, choices=EventCategory.choices, default=EventCategory.WEB)
+    # A logged call, e-mail or meeting by the owner counts as the first touch (contacted, SLA).
+    is_touch = models.BooleanField(_("counts as a touch"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    is_builtin = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["category", "key"]
+        verbose_name = _("event type")
+        verbose_name_plural = _("event types")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Visitor(models.Model):
+    """An anonymous visitor id (cookie) and, once they submit a form, the lead they turned out to be."""
+
+    visitor_id = models.CharField(max_length=100, unique=True)
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="visitors")
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    linked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.visitor_id
+
+
+class AnonymousEvent(models.Model):
+    """An event from a visitor not yet linked to a lead; it becomes an Interaction when they are."""
+
+    visitor_id = models.CharField(max_length=100, db_index=True)
+    type = models.CharField(max_length=50)
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id}: {self.type}"
+
+
+class TaskKind(models.TextChoices):
+    CALL = "call", _("Call")
+    EMAIL = "email", _("E-mail")
+    MEETING = "meeting", _("Meeting")
+    TODO = "todo", _("To-do")
+
+
+class Task(models.Model):
+    """A follow-up on a lead: something someone must do by a time."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="tasks")
+    title = models.CharField(_("title"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=20, choices=TaskKind.choices, default=TaskKind.TODO)
+    due_at = models.DateTimeField(_("due"))
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("assignee"), on_delete=models.CASCADE, related_name="tasks"
+    )
+    notes = models.TextField(_("notes"), blank=True)
+    done_at = models.DateTimeField(_("done"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["assignee", "due_at"], condition=models.Q(done_at__isnull=True), name="task_open_due_idx"
+            ),
+            models.Index(fields=["lead", "due_at"], name="task_lead_idx"),
+        ]
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class PipelineRun(models.Model):
+    """One worker batch: how many leads and events it processed, how long it took, what failed."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    leads = models.PositiveIntegerField(default=0)
+    events = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M:%S}: {self.leads} leads"
+
+
+# --- Collect: web forms, imports, merges ------------------------------------------------------
+
+
+class WebForm(models.Model):
+    """A form on an external site that posts leads to ``/api/v1/forms/<slug>/submit/``."""
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    # {"form field name": "lead field" | "attr:<custom attribute key>"}
+    field_mapping = models.JSONField(_("field mapping"), default=dict, blank=True)
+    default_source = models.CharField(
+        _("source"), max_length=20, choices=SourceChannel.choices, default=SourceChannel.WEB_FORM
+    )
+    default_campaign = models.ForeignKey(
+        Campaign, verbose_name=_("campaign"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    default_tags = models.JSONField(_("tags"), default=list, blank=True)
+    allowed_origins = models.JSONField(_("allowed origins"), default=list, blank=True)
+    success_url = models.URLField(_("success redirect URL"), max_length=500, blank=True)
+    honeypot_field = models.CharField(_("honeypot field"), max_length=50, default="website_url")
+    rate_limit_per_minute = models.PositiveIntegerField(_("submissions per minute"), default=30)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("web form")
+        verbose_name_plural = _("web forms")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SubmissionStatus(models.TextChoices):
+    ACCEPTED = "accepted", _("Accepted")
+    QUARANTINED = "quarantined", _("Quarantined")
+    RELEASED = "released", _("Released")
+    REJECTED = "rejected", _("Rejected")
+
+
+class FormSubmission(models.Model):
+    """Every submission, kept as received: the audit trail, the quarantine and the idempotency record."""
+
+    form = models.ForeignKey(WebForm, on_delete=models.CASCADE, related_name="submissions")
+    received_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.ACCEPTED)
+    spam_reason = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(default=dict)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    referrer = models.CharField(max_length=1000, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL: no key given
+    # The first answer, replayed for the same Idempotency-Key.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="form_submissions")
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["form", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="submission_idempotency_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "-received_at"], name="submission_status_idx")]
+        verbose_name = _("form submission")
+        verbose_name_plural = _("form submissions")
+
+    def __str__(self) -> str:
+        return f"{self.form_id} @ {self.received_at:%Y-%m-%d %H:%M}"
+
+
+class LeadMerge(models.Model):
+    """Lead ``merged`` was merged into ``primary``; ``snapshot`` holds what undo needs to put back."""
+
+    primary = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="merges_as_primary")
+    merged = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="merges_as_merged")
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    merged_at = models.DateTimeField(default=timezone.now)
+    snapshot = models.JSONField(default=dict)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-merged_at"]
+        verbose_name = _("lead merge")
+        verbose_name_plural = _("lead merges")
+
+    def __str__(self) -> str:
+        return f"{self.merged_id} → {self.primary_id}"
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+    UNDONE = "undone", _("Undone")
+
+
+class OnDuplicate(models.TextChoices):
+    SKIP = "skip", _("Skip the row")
+    UPDATE = "update", _("Update the existing lead")
+    CREATE = "create", _("Create a new lead anyway")
+
+
+class ImportJob(models.Model):
+    """A campaign-list import: the file, how its columns map to lead fields, progress and counts."""
+
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    original_filename = models.CharField(max_length=255)
+    status = models.CharField(max_length=20, choices=ImportStatus.choices, default=ImportStatus.PENDING)
+    # {"column header": "lead field" | "attr:<key>" | ""}
+    mapping = models.JSONField(default=dict, blank=True)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="imports")
+    source = models.CharField(max_length=20, choices=SourceChannel.choices, default=SourceChannel.IMPORT)
+    tags = models.JSONField(default=list, blank=True)
+    on_duplicate = models.CharField(max_length=10, choices=OnDuplicate.choices, default=OnDuplicate.SKIP)
+    encoding = models.CharField(max_length=20, blank=True)
+    delimiter = models.CharField(max_length=5, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+
+    def __str__(self) -> str:
+        return self.original_filename
+
+
+class ImportRowError(models.Model):
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    line_number = models.PositiveIntegerField()
+    reason = models.TextField()
+    row = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["line_number"]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.line_number}"
+
+
+class ImportUpdate(models.Model):
+    """An existing lead an import changed, with the values it had before (what undo restores)."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="lead_updates")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+")
+    previous = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"{self.job_id}:{self.lead_id}"
