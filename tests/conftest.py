@@ -15,6 +15,11 @@ from users.services import team_get_or_create
 
 REQUIRE_SERVICES = os.environ.get("LEADCRM_REQUIRE_SERVICES") == "1"
 
+# Celery prefers the CELERY_BROKER_URL environment variable to app.conf.broker_url. Tests point the
+# app at brokers of their own (and worker subprocesses get theirs explicitly), so the variable that
+# CI exports for the real stack must not win inside the test process.
+os.environ.pop("CELERY_BROKER_URL", None)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``postgres`` tests skip on SQLite, except in CI (LEADCRM_REQUIRE_SERVICES=1) where they must run."""
