@@ -1,10 +1,34 @@
 """The /api/v1/ router: every app registers its viewsets here."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from leads.api.activity import ActivityViewSet
+from leads.api.events import EventViewSet, PipelineStatusViewSet
+from leads.api.followups import TaskViewSet
+from leads.api.imports import ImportViewSet
+from leads.api.merge import DuplicateListView, LeadMergeView, LeadMergeViewSet
+from leads.api.timeline import TimelineViewSet
 from leads.api.views import LeadViewSet
+from leads.api.webforms import SubmissionViewSet, WebFormSubmitView, WebFormViewSet
 
 router = DefaultRouter()
 router.register("leads", LeadViewSet, basename="lead")
+router.register("imports", ImportViewSet, basename="import")
+router.register(r"leads/(?P<lead_id>\d+)/activities", ActivityViewSet, basename="lead-activity")
+router.register(r"leads/(?P<lead_id>\d+)/timeline", TimelineViewSet, basename="lead-timeline")
+router.register("tasks", TaskViewSet, basename="task")
+router.register("forms", WebFormViewSet, basename="webform")
+router.register("submissions", SubmissionViewSet, basename="submission")
+router.register("merges", LeadMergeViewSet, basename="merge")
+router.register("events", EventViewSet, basename="event")
+router.register("pipeline/status", PipelineStatusViewSet, basename="pipeline-status")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("forms/<slug:slug>/submit/", WebFormSubmitView.as_view(), name="webform-submit"),
+    path("duplicates/", DuplicateListView.as_view(), name="duplicate-list"),
+    path("leads/<int:lead_id>/merge/", LeadMergeView.as_view(), name="lead-merge"),
+    # A file name, not a collection: no trailing slash (the router would add one).
+    path("imports/<int:pk>/errors.csv", ImportViewSet.as_view({"get": "errors_csv"}), name="import-errors-csv"),
+    *router.urls,
+]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+from corsheaders.defaults import default_headers
 from django.utils.translation import gettext_lazy as _
 
 # Lets ModelAdmin[Lead], ModelSerializer[Lead] etc. be written with their type parameters.
@@ -144,6 +145,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 30.0},
     },
+    "sweep-dirty-leads": {
+        "task": "leads.tasks.pipeline.sweep_dirty_leads_task",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 # --- API ----------------------------------------------------------------------------------
@@ -160,6 +166,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/min"),
         "user": env.str("API_THROTTLE_USER", default="6000/min"),
+        # Public web-form submissions per client IP (each form also has its own per-minute limit).
+        "form_submit": env.str("API_THROTTLE_FORM_SUBMIT", default="30/min"),
     },
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -184,6 +192,8 @@ API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
+# Web forms posted from other sites may send an Idempotency-Key (a double click makes one lead).
+CORS_ALLOW_HEADERS = (*default_headers, "idempotency-key")
 
 # --- Cache (throttling, rate limits) --------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -197,6 +207,28 @@ else:
 LEADCRM_DEFAULT_PHONE_REGION = env.str("LEADCRM_DEFAULT_PHONE_REGION", default="CN")
 # Adds an X-DB-Queries header to every response (benchmarks read it); off in production.
 LEADCRM_QUERY_COUNT_HEADER = env.bool("LEADCRM_QUERY_COUNT_HEADER", default=False)
+# Largest campaign-list file accepted for import (bytes); the upload itself is streamed to disk.
+LEADCRM_IMPORT_MAX_BYTES = env.int("LEADCRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+
+# --- Event pipeline (issue #4) ---------------------------------------------------------------
+# Dotted paths of post-score hooks, called per processed lead: hook(lead=, result=, previous_score=, previous_stage=).
+LEADCRM_PIPELINE_HOOKS = env.list("LEADCRM_PIPELINE_HOOKS", default=[])
+LEADCRM_PIPELINE_BATCH_SIZE = env.int("LEADCRM_PIPELINE_BATCH_SIZE", default=500)
+# Seconds one processing task runs batches before it re-enqueues itself (lets other tasks in).
+LEADCRM_PIPELINE_TIME_BUDGET = env.float("LEADCRM_PIPELINE_TIME_BUDGET", default=20.0)
+# The sweeper re-enqueues processing when a lead has been dirty longer than this (seconds).
+LEADCRM_DIRTY_SWEEP_AFTER = env.int("LEADCRM_DIRTY_SWEEP_AFTER", default=30)
+# Test-only: seconds of sleep per lead in a batch, so a test can kill a worker mid-batch.
+LEADCRM_PIPELINE_SLOWDOWN_S = env.float("LEADCRM_PIPELINE_SLOWDOWN_S", default=0.0)
+# Placeholder scoring (until issue #5): thresholds and decay.
+LEADCRM_SCORE_MQL = env.int("LEADCRM_SCORE_MQL", default=50)
+LEADCRM_SCORE_SQL = env.int("LEADCRM_SCORE_SQL", default=80)
+LEADCRM_GRADE_HOT = env.int("LEADCRM_GRADE_HOT", default=80)
+LEADCRM_GRADE_WARM = env.int("LEADCRM_GRADE_WARM", default=50)
+LEADCRM_SCORE_HALF_LIFE_DAYS = env.float("LEADCRM_SCORE_HALF_LIFE_DAYS", default=30.0)
+# Events API limits.
+LEADCRM_EVENTS_MAX_BATCH = env.int("LEADCRM_EVENTS_MAX_BATCH", default=1000)
+LEADCRM_EVENTS_MAX_PROPERTIES_BYTES = env.int("LEADCRM_EVENTS_MAX_PROPERTIES_BYTES", default=16 * 1024)
 
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="leadcrm@localhost")

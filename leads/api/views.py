@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import permissions, viewsets
+from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -63,10 +64,28 @@ class LeadViewSet(viewsets.ModelViewSet[Lead]):
         return cast(User, self.request.user)
 
     def get_queryset(self) -> QuerySet[Lead]:
-        return selectors.lead_visible_to(self.request.user)
+        visible = selectors.lead_visible_to(self.request.user)
+        # A merged lead is only a pointer to its primary: reachable by id, not listed.
+        return visible.filter(merged_into__isnull=True) if self.action == "list" else visible
 
-    def perform_create(self, serializer: BaseSerializer[Lead]) -> None:
-        serializer.instance = services.lead_create(created_by=self._user(), **serializer.validated_data)
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """201 with the new lead, or 200 with the existing lead the e-mail or phone matched (deduplication)."""
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lead, created = services.lead_upsert(source_label="api", created_by=self._user(), **serializer.validated_data)
+        if not created and not self.get_queryset().filter(pk=lead.pk).exists():
+            # The person is already a lead this user may not see: the details were added to it; its data stays private.
+            return Response(
+                {
+                    "id": None,
+                    "matched_existing": True,
+                    "detail": _("This person is already a lead of another team; your details were added to it."),
+                },
+                status=status.HTTP_200_OK,
+            )
+        lead = self.get_queryset().get(pk=lead.pk)
+        data = self.get_serializer(lead).data
+        return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def perform_update(self, serializer: BaseSerializer[Lead]) -> None:
         assert serializer.instance is not None

@@ -7,11 +7,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common.normalize import normalize_email, normalize_phone, normalize_text
 from leads.models import Interaction, Lead, LeadStageChange, Stage, Tag
+from leads.services.pipeline import pipeline_enqueue_on_commit
 from users.models import Team, User
 
 # Fields a caller may set directly; everything else (score, lifecycle stamps, search text) is derived.
@@ -175,8 +178,14 @@ def interaction_record(
     external_id: str | None = None,
     created_by: User | None = None,
 ) -> Interaction:
-    """Append an event to the lead's timeline and move its last activity forward (never back)."""
-    when = occurred_at or timezone.now()
+    """Append an event to the lead's timeline, move its last activity forward (never back), mark it dirty.
+
+    One UPDATE does both, and it locks the lead row: if a pipeline worker is writing a batch that
+    holds the lead we wait for that short write, so its flag-clearing cannot hide this event (see
+    ``leads.services.pipeline``). Processing is enqueued on commit.
+    """
+    now = timezone.now()
+    when = occurred_at or now
     interaction = Interaction.objects.create(
         lead=lead,
         type=type,
@@ -184,8 +193,13 @@ def interaction_record(
         properties=dict(properties or {}),
         external_id=external_id or None,
         created_by=created_by,
+        created_at=now,
     )
-    Lead.objects.filter(pk=lead.pk, last_activity_at__lt=when).update(last_activity_at=when)
+    Lead.objects.filter(pk=lead.pk).update(
+        last_activity_at=Greatest(F("last_activity_at"), Value(when, output_field=DateTimeField())),
+        dirty_since=Coalesce(F("dirty_since"), Value(now, output_field=DateTimeField())),
+    )
+    pipeline_enqueue_on_commit()
     return interaction
 
 

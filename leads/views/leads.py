@@ -51,7 +51,8 @@ def _json_items(data: Any) -> list[tuple[str, str]]:
 def lead_list(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     # Built once: the visibility condition costs a query for managers.
-    visible = selectors.lead_visible_to(user)
+    # Merged leads are pointers to their primary: not listed.
+    visible = selectors.lead_visible_to(user).filter(merged_into__isnull=True)
     lead_filter = LeadFilter(request.GET or None, queryset=visible, request=request)
     ordering = request.GET.get("ordering", "-created_at")
     if ordering not in LIST_ORDERINGS:
@@ -86,20 +87,13 @@ def lead_list(request: HttpRequest) -> HttpResponse:
 def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     lead = _visible_lead(user, lead_id)
-    interactions = list(selectors.lead_interactions(lead=lead)[:100])
-    return render(
-        request,
-        "leads/lead_detail.html",
-        {
-            "lead": lead,
-            "attributes": _json_items(lead.attributes),
-            "interactions": interactions,
-            "timeline": [(interaction, _json_items(interaction.properties)) for interaction in interactions],
-            "stage_history": selectors.lead_stage_history(lead=lead)[:100],
-            "stage_form": StageChangeForm(initial={"stage": lead.stage}),
-            "can_edit": user.has_perm("leads.change_lead"),
-        },
-    )
+    if lead.merged_into_id is not None:
+        messages.info(request, _("This lead was merged into another lead; you are seeing that lead."))
+        return redirect("leads:detail", lead_id=lead.merged_into_id)
+    # The page (merged timeline, quick log, follow-ups) is built where its forms live.
+    from leads.views.activity import render_lead_detail
+
+    return render_lead_detail(request, lead)
 
 
 def _save_lead_form(request: HttpRequest, form: LeadForm, lead: Lead | None) -> Lead | None:
@@ -111,7 +105,9 @@ def _save_lead_form(request: HttpRequest, form: LeadForm, lead: Lead | None) -> 
     tags = data.pop("tags")
     try:
         if lead is None:
-            return services.lead_create(created_by=user, tags=tags, **data)
+            lead, created = services.lead_upsert(source_label="page", created_by=user, tags=tags, **data)
+            form.matched_existing = not created  # type: ignore[attr-defined]
+            return lead
         return services.lead_update(lead=lead, changed_by=user, tags=tags, **data)
     except ValidationError as exc:
         for field, errors in exc.message_dict.items():
@@ -126,6 +122,18 @@ def lead_create(request: HttpRequest) -> HttpResponse:
     form = LeadForm(request.POST or None, user=user, initial={"owner": user.pk})
     if request.method == "POST":
         lead = _save_lead_form(request, form, None)
+        if lead is not None and getattr(form, "matched_existing", False):
+            if not selectors.lead_visible_to(user).filter(pk=lead.pk).exists():
+                messages.info(
+                    request,
+                    _("This person is already a lead of another team; your details were added to it."),
+                )
+                return redirect("leads:list")
+            messages.info(
+                request,
+                _("This matched an existing lead; empty fields were filled and differences kept on its timeline."),
+            )
+            return redirect("leads:detail", lead_id=lead.pk)
         if lead is not None:
             messages.success(request, _("Lead created."))
             return redirect("leads:detail", lead_id=lead.pk)

@@ -1,0 +1,206 @@
+"""Reading lists as people make them: encodings, delimiters, quoted newlines, blank rows, XLSX, bad files."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from openpyxl import Workbook
+
+from leads.imports import reading
+from leads.imports.mapping import complete_mapping, guess_mapping, mapping_errors
+
+
+def _read(data: bytes, name: str = "list.csv") -> tuple[reading.FileInfo, list[tuple[int, list[str]]]]:
+    fileobj = io.BytesIO(data)
+    info = reading.inspect(fileobj, name)
+    return info, list(reading.data_rows(fileobj, info))
+
+
+def xlsx_bytes(rows: list[list[object]]) -> bytes:
+    workbook = Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+CHINESE = "姓名,手机,邮箱,公司\n王小明,138 0013 8000,wang@example.cn,上海某某科技\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (CHINESE.encode("utf-8"), "utf-8"),
+        (b"\xef\xbb\xbf" + CHINESE.encode("utf-8"), "utf-8-sig"),
+        (CHINESE.encode("gb18030"), "gb18030"),
+    ],
+    ids=["utf8", "utf8-bom", "gb18030"],
+)
+def test_encoding_is_detected_and_chinese_is_read_back(data: bytes, encoding: str) -> None:
+    info, rows = _read(data)
+
+    assert info.encoding == encoding
+    assert info.headers == ["姓名", "手机", "邮箱", "公司"]
+    assert rows == [(2, ["王小明", "138 0013 8000", "wang@example.cn", "上海某某科技"])]
+
+
+def test_gbk_bytes_that_are_invalid_utf8_late_in_the_file_are_still_detected() -> None:
+    # given a file whose first megabyte is ASCII and whose Chinese comes later (Excel's GBK export)
+    data = ("name,company\n" + "ann,acme\n" * 150_000 + "李雷,北京公司\n").encode("gb18030")
+
+    info, rows = _read(data)
+
+    assert info.encoding == "gb18030"
+    assert rows[-1] == (150_002, ["李雷", "北京公司"])
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "text"), [(";", "name;phone\nAnn;13800138000\n"), ("\t", "name\tphone\nAnn\t13800138000\n")]
+)
+def test_semicolon_and_tab_are_sniffed(delimiter: str, text: str) -> None:
+    info, rows = _read(text.encode())
+
+    assert info.delimiter == delimiter
+    assert rows == [(2, ["Ann", "13800138000"])]
+
+
+def test_line_numbers_match_excel_rows_with_quoted_newlines_and_blank_lines() -> None:
+    # given a note spanning two lines inside quotes, a blank line, and CRLF line ends
+    data = b'name,note\r\n"Ann","first\r\nsecond"\r\n\r\nBob,ok\r\n,\r\nCid,x\r\n'
+
+    _info, rows = _read(data)
+
+    # then rows carry the row number Excel shows: a quoted newline stays in its row, blank rows count
+    assert [line for line, _ in rows] == [2, 4, 6]
+    assert rows[0][1] == ["Ann", "first\r\nsecond"]
+
+
+def test_headers_with_stray_spaces_and_full_width_letters_are_cleaned() -> None:
+    info, _rows = _read(" Ｅｍａｉｌ , 公司名称　 ,Email\nann@example.com,Acme,x@example.com\n".encode())
+
+    assert info.headers == ["Email", "公司名称", "Email (2)"]
+    assert guess_mapping(info.headers) == {"Email": "email", "公司名称": "company", "Email (2)": "attr:Email (2)"}
+
+
+def test_xlsx_is_read_with_phone_numbers_as_text_and_blank_rows_counted() -> None:
+    data = xlsx_bytes([["姓名", "手机"], ["王伟", 13800138000], [None, None], ["李娜", "139-0013-9000"]])
+
+    info, rows = _read(data, "list.xlsx")
+
+    assert info.kind == "xlsx"
+    assert rows == [(2, ["王伟", "13800138000"]), (4, ["李娜", "139-0013-9000"])]
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "message"),
+    [
+        (b"", "list.csv", "empty"),
+        (b"\n\n  \n", "list.csv", "empty"),
+        (b"name,phone\n", "list.csv", "no data rows"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "list.csv", "not a text"),
+        (b"name,phone\nann,1\n", "list.pdf", ".csv or .xlsx"),
+        (b"name,phone\nann,1\n", "list.xlsx", "not a valid .xlsx"),
+        (b"PK\x03\x04garbage-not-a-zip", "list.xlsx", "not a valid .xlsx"),
+        (bytes(range(128, 256)) * 40 + b"\x00", "list.csv", "not a text"),
+    ],
+    ids=[
+        "empty",
+        "blank-lines-only",
+        "header-only",
+        "binary",
+        "wrong-extension",
+        "csv-named-xlsx",
+        "broken-zip",
+        "nul",
+    ],
+)
+def test_bad_files_are_refused_with_a_clear_reason(data: bytes, name: str, message: str) -> None:
+    with pytest.raises(reading.ImportFileError, match=message):
+        reading.inspect(io.BytesIO(data), name)
+
+
+def test_chinese_and_english_headers_are_mapped() -> None:
+    headers = [
+        "名字",
+        "联系电话",
+        "电子邮件",
+        "单位",
+        "职务",
+        "行业",
+        "省份",
+        "城市",
+        "国家",
+        "网站",
+        "备注",
+        "来源",
+        "标签",
+        "生日",
+    ]
+
+    mapping = guess_mapping(headers)
+
+    assert mapping == {
+        "名字": "name", "联系电话": "phone", "电子邮件": "email", "单位": "company", "职务": "job_title",
+        "行业": "industry", "省份": "region", "城市": "city", "国家": "country", "网站": "website",
+        "备注": "attr:notes", "来源": "source", "标签": "tags", "生日": "attr:生日",
+    }  # fmt: skip
+    english = guess_mapping(["Full Name", "Mobile", "E-mail", "Company Name", "Job Title", "Province"])
+    assert english == {
+        "Full Name": "name", "Mobile": "phone", "E-mail": "email", "Company Name": "company",
+        "Job Title": "job_title", "Province": "region",
+    }  # fmt: skip
+
+
+def test_a_users_mapping_overrides_the_guess_without_duplicating_a_field() -> None:
+    headers = ["Email", "Work email", "Name"]
+
+    mapping = complete_mapping({"Work email": "email"}, headers)
+
+    assert mapping == {"Email": "attr:Email", "Work email": "email", "Name": "name"}
+    assert mapping_errors(mapping, headers) == []
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"Nope": "email"}, "not a column"),
+        ({"A": "salary"}, "not a lead field"),
+        ({"A": "email", "B": "email"}, "both map to"),
+        ({"A": "", "B": "attr:x"}, "at least one column"),
+    ],
+)
+def test_bad_mappings_are_explained(mapping: dict[str, str], message: str) -> None:
+    errors = mapping_errors(mapping, ["A", "B"])
+
+    assert any(message in error for error in errors), errors
+
+
+def test_the_fast_chinese_mobile_path_agrees_with_the_full_phone_parser() -> None:
+    import random
+
+    from django.core.exceptions import ValidationError
+
+    from common.normalize import normalize_phone
+    from leads.imports.rows import fast_phone
+
+    def outcome(normalize, value: str) -> str:
+        try:
+            return normalize(value)
+        except ValidationError:
+            return "invalid"
+
+    rng = random.Random(3)
+    for prefix in range(100, 200):  # every 1xx prefix, valid and invalid ones
+        for _ in range(20):
+            number = f"{prefix}{rng.randrange(10**8):08d}"
+            for written in (
+                number,
+                f"+86 {number}",
+                f"(0086){number}",
+                f"{number[:3]}-{number[3:7]}-{number[7:]}",
+                number[:10],
+            ):
+                assert outcome(fast_phone, written) == outcome(normalize_phone, written), written

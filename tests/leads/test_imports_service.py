@@ -1,0 +1,351 @@
+"""The import job end to end through the service: normalization, row errors, duplicates, counts, undo, resume."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from leads import services
+from leads.models import (
+    ImportJob,
+    ImportRowError,
+    ImportStatus,
+    ImportUpdate,
+    Interaction,
+    Lead,
+    LeadStageChange,
+    OnDuplicate,
+    SourceChannel,
+    Stage,
+)
+from leads.services import imports as import_services
+from tests.conftest import Org
+from tests.factories import CampaignFactory, InteractionFactory, LeadFactory
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path) -> None:
+    """Uploaded lists go to a temporary MEDIA_ROOT, not the developer's media/ folder."""
+    settings.MEDIA_ROOT = tmp_path
+
+
+def upload(text: str | bytes, name: str = "list.csv") -> SimpleUploadedFile:
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return SimpleUploadedFile(name, data, content_type="text/csv")
+
+
+@pytest.fixture
+def run_import(org: Org, django_capture_on_commit_callbacks):
+    """``run_import(text, **options)`` → the finished job (the task runs eagerly on commit)."""
+
+    def _run(text: str | bytes, name: str = "list.csv", **options) -> ImportJob:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = services.import_create(file=upload(text, name), by=org.marketing, **options)
+        job.refresh_from_db()
+        return job
+
+    return _run
+
+
+def assert_counts_add_up(job: ImportJob) -> None:
+    assert job.processed == job.total
+    assert job.processed == job.created + job.updated + job.skipped + job.failed
+
+
+def test_an_import_creates_normalized_leads_with_history_tags_and_a_timeline_event(run_import, org: Org) -> None:
+    campaign = CampaignFactory.create()
+    text = "姓名,手机,邮箱,公司,城市,备注\n王小明,138 0013 8000, Wang@Example.CN ,上海某某科技,上海,老客户介绍\n"
+
+    job = run_import(text, campaign=campaign, tags=["展会2026"], source=SourceChannel.EVENT)
+
+    assert job.status == ImportStatus.DONE
+    assert (job.total, job.created, job.failed) == (1, 1, 0)
+    lead = Lead.objects.get()
+    assert (lead.name, lead.phone, lead.email, lead.company, lead.city) == (
+        "王小明", "+8613800138000", "wang@example.cn", "上海某某科技", "上海",
+    )  # fmt: skip
+    assert lead.attributes == {"notes": "老客户介绍"}
+    assert lead.source == SourceChannel.EVENT
+    assert lead.campaign == campaign
+    assert lead.import_job == job
+    assert lead.created_by == org.marketing
+    assert [t.name for t in lead.tags.all()] == ["展会2026"]
+    assert list(LeadStageChange.objects.filter(lead=lead).values_list("to_stage", flat=True)) == [Stage.NEW]
+    event = Interaction.objects.get(lead=lead, type="import")
+    assert event.properties == {"import_job": job.pk, "file": "list.csv", "line": 2}
+
+
+def test_imported_leads_are_scored_by_the_pipeline_at_the_end(run_import) -> None:
+    job = run_import("name,email\nAnn,ann@example.com\nBob,bob@example.com\n")
+
+    leads = Lead.objects.filter(import_job=job)
+    assert leads.count() == 2
+    # the pipeline ran once for the whole import (eager Celery): every lead has a score and is no longer dirty
+    assert all(lead.score_updated_at is not None and lead.dirty_since is None for lead in leads)
+
+
+def test_bad_rows_are_reported_with_their_line_and_do_not_stop_good_rows(run_import) -> None:
+    text = (
+        "name,email,phone\n"
+        "Ann,ann@example.com,13800138000\n"
+        'Bob,not-an-email,"13800138001"\n'
+        '"Cid\nthe second",cid@example.com,12345\n'
+        ",,\n"
+        "Dee,dee@example.com,\n"
+        f"{'x' * 201},long@example.com,\n"
+    )
+
+    job = run_import(text)
+
+    assert (job.created, job.failed) == (2, 3)
+    assert_counts_add_up(job)
+    errors = list(ImportRowError.objects.filter(job=job).values_list("line_number", "reason"))
+    assert [line for line, _ in errors] == [3, 4, 7]  # a quoted newline keeps Cid on row 4; the blank row 5 counts
+    assert "not-an-email" in errors[0][1]
+    assert "phone" in errors[1][1]
+    assert "at most 200 characters" in errors[2][1]
+    assert ImportRowError.objects.get(job=job, line_number=3).row == {
+        "name": "Bob",
+        "email": "not-an-email",
+        "phone": "13800138001",
+    }
+    assert set(Lead.objects.values_list("name", flat=True)) == {"Ann", "Dee"}
+
+
+def test_a_row_without_a_name_is_named_after_its_company_or_email(run_import) -> None:
+    job = run_import("name,company,email\n,Acme,a@example.com\n,,b@example.com\n")
+
+    assert job.created == 2
+    assert set(Lead.objects.values_list("name", flat=True)) == {"Acme", "b@example.com"}
+
+
+def test_formula_looking_cells_are_stored_as_text(run_import) -> None:
+    run_import('name,company\n"=HYPERLINK(""http://evil"",""x"")",@SUM(A1)\n')
+
+    lead = Lead.objects.get()
+    assert lead.name == '=HYPERLINK("http://evil","x")'
+    assert lead.company == "@SUM(A1)"
+
+
+# --- duplicates inside the file ------------------------------------------------------------------
+
+IN_FILE = (
+    "name,email,phone,company\n"
+    "Ann,ann@example.com,13800138000,\n"
+    "Ann Again,ANN@example.com,,Acme\n"  # same e-mail, other case
+    "Ann Phone,,+86 138-0013-8000,\n"  # same phone, another format
+    "Bob,bob@example.com,,\n"
+)
+
+
+def test_within_file_duplicates_are_skipped_and_reported(run_import) -> None:
+    job = run_import(IN_FILE, on_duplicate=OnDuplicate.SKIP)
+
+    assert (job.created, job.skipped) == (2, 2)
+    assert_counts_add_up(job)
+    reasons = dict(ImportRowError.objects.filter(job=job).values_list("line_number", "reason"))
+    assert reasons == {3: "Duplicate of line 2 of this file.", 4: "Duplicate of line 2 of this file."}
+    assert Lead.objects.get(email="ann@example.com").company == ""
+
+
+def test_within_file_duplicates_are_merged_into_the_first_row_on_update(run_import) -> None:
+    job = run_import(IN_FILE, on_duplicate=OnDuplicate.UPDATE)
+
+    assert (job.created, job.updated, job.skipped) == (2, 2, 0)
+    ann = Lead.objects.get(email="ann@example.com")
+    assert (ann.name, ann.company, ann.phone) == ("Ann", "Acme", "+8613800138000")
+
+
+def test_within_file_duplicates_are_created_when_asked(run_import) -> None:
+    job = run_import(IN_FILE, on_duplicate=OnDuplicate.CREATE)
+
+    assert job.created == 4
+    assert Lead.objects.filter(phone="+8613800138000").count() == 2
+
+
+def test_within_file_duplicates_are_found_across_chunks(run_import, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(import_services, "CHUNK_ROWS", 2)
+
+    job = run_import(IN_FILE, on_duplicate=OnDuplicate.SKIP)
+
+    assert (job.created, job.skipped) == (2, 2)
+    assert Lead.objects.count() == 2
+
+
+# --- duplicates against the database --------------------------------------------------------------
+
+
+@pytest.fixture
+def existing(db: None) -> Lead:
+    return LeadFactory.create(
+        name="Old Ann", email="ann@example.com", phone="+8613800138000", company="", job_title="CTO", attributes={}
+    )
+
+
+AGAINST_DB = "name,email,phone,company,job title,plan\nAnn,ANN@example.com,,Acme,CEO,gold\nNew,new@example.com,,,,\n"
+
+
+def test_database_duplicates_are_skipped_and_reported(run_import, existing: Lead) -> None:
+    job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.SKIP)
+
+    assert (job.created, job.skipped) == (1, 1)
+    error = ImportRowError.objects.get(job=job)
+    assert (error.line_number, error.reason) == (2, f"Duplicate (same e-mail) of existing lead #{existing.pk}.")
+    existing.refresh_from_db()
+    assert existing.company == ""
+
+
+def test_database_duplicates_are_filled_in_and_conflicts_kept_on_the_timeline(run_import, existing: Lead) -> None:
+    job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.UPDATE, tags=["vip"])
+
+    assert (job.created, job.updated) == (1, 1)
+    assert_counts_add_up(job)
+    existing.refresh_from_db()
+    # empty fields are filled, a differing value is not overwritten
+    assert (existing.name, existing.company, existing.job_title) == ("Old Ann", "Acme", "CTO")
+    assert existing.attributes == {"plan": "gold"}
+    assert [t.name for t in existing.tags.all()] == ["vip"]
+    conflicts = Interaction.objects.filter(lead=existing, type="field_conflict")
+    assert sorted((c.properties["field"], c.properties["kept"], c.properties["received"]) for c in conflicts) == [
+        ("job_title", "CTO", "CEO"),
+        ("name", "Old Ann", "Ann"),
+    ]
+    update = ImportUpdate.objects.get(job=job, lead=existing)
+    assert update.previous["fields"] == {"company": ""}
+
+
+def test_database_duplicates_are_created_anyway_when_asked(run_import, existing: Lead) -> None:
+    job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.CREATE)
+
+    assert job.created == 2
+    assert Lead.objects.filter(email="ann@example.com").count() == 2
+
+
+def test_email_match_wins_over_phone_match_and_merged_leads_are_ignored(run_import, db: None) -> None:
+    by_phone = LeadFactory.create(email="other@example.com", phone="+8613900139000")
+    by_email = LeadFactory.create(email="zed@example.com", phone="")
+    merged = LeadFactory.create(email="gone@example.com", merged_into=by_email)
+
+    job = run_import(
+        "name,email,phone\nZed,zed@example.com,13900139000\nGone,gone@example.com,\n", on_duplicate=OnDuplicate.SKIP
+    )
+
+    reasons = dict(ImportRowError.objects.filter(job=job).values_list("line_number", "reason"))
+    assert reasons == {2: f"Duplicate (same e-mail) of existing lead #{by_email.pk}."}
+    assert job.created == 1  # the merged lead's address is free again
+    assert by_phone.pk != merged.pk
+
+
+# --- bad input creates nothing --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "field"),
+    [
+        (b"", "a.csv", "file"),
+        (b"name,email\n", "a.csv", "file"),
+        (b"\x00\x01\x02binary", "a.csv", "file"),
+        (b"name\nann\n", "a.exe", "file"),
+        (b"foo,bar\n1,2\n", "a.csv", "mapping"),
+    ],
+)
+def test_a_bad_file_creates_nothing(org: Org, text: bytes, name: str, field: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        services.import_create(file=upload(text, name), by=org.marketing)
+
+    assert field in raised.value.message_dict
+    assert not ImportJob.objects.exists()
+
+
+def test_a_file_over_the_size_limit_is_refused(org: Org, settings) -> None:
+    settings.LEADCRM_IMPORT_MAX_BYTES = 100
+    with pytest.raises(ValidationError) as raised:
+        services.import_create(file=upload("name\n" + "ann\n" * 50), by=org.marketing)
+
+    assert "larger than" in raised.value.message_dict["file"][0]
+    assert not ImportJob.objects.exists()
+
+
+# --- crash and resume -------------------------------------------------------------------------------
+
+
+def test_a_crash_marks_the_job_failed_and_a_rerun_resumes_without_duplicates(
+    org: Org, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks
+) -> None:
+    monkeypatch.setattr(import_services, "CHUNK_ROWS", 2)
+    real_create = import_services._create_leads
+    calls = {"n": 0}
+
+    def crash_on_second_chunk(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker lost its database")
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(import_services, "_create_leads", crash_on_second_chunk)
+    text = "name,email\n" + "".join(f"P{i},p{i}@example.com\n" for i in range(5))
+    job = services.import_create(file=upload(text), by=org.marketing)
+
+    with pytest.raises(RuntimeError):
+        services.import_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    assert "worker lost its database" in job.error
+    assert (job.processed, job.created) == (2, 2)  # the first chunk committed with its counters
+
+    services.import_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE
+    assert (job.processed, job.created) == (5, 5)
+    assert Lead.objects.count() == 5
+    services.import_run(job_id=job.pk)  # a redelivered task is a no-op
+    assert Lead.objects.count() == 5
+
+
+# --- undo --------------------------------------------------------------------------------------------
+
+
+def test_undo_deletes_created_leads_and_restores_updated_ones(run_import, existing: Lead, org: Org) -> None:
+    job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.UPDATE, tags=["vip"])
+    created = Lead.objects.get(email="new@example.com")
+
+    undone = services.import_undo(job=job, by=org.marketing)
+
+    assert undone.status == ImportStatus.UNDONE
+    assert not Lead.objects.filter(pk=created.pk).exists()
+    assert not Interaction.objects.filter(lead_id=created.pk).exists()
+    existing.refresh_from_db()
+    assert (existing.company, existing.attributes, list(existing.tags.all())) == ("", {}, [])
+    assert not Interaction.objects.filter(lead=existing, type__in=["import", "field_conflict"]).exists()
+
+
+def test_undo_keeps_a_value_someone_changed_after_the_import(run_import, existing: Lead, org: Org) -> None:
+    job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.UPDATE)
+    Lead.objects.filter(pk=existing.pk).update(company="Acme Holdings")
+
+    services.import_undo(job=job, by=org.marketing)
+
+    existing.refresh_from_db()
+    assert existing.company == "Acme Holdings"
+
+
+def test_undo_keeps_created_leads_that_a_rep_has_worked_on(run_import, org: Org) -> None:
+    job = run_import("name,email\nAnn,ann@example.com\nBob,bob@example.com\n")
+    worked = Lead.objects.get(email="ann@example.com")
+    InteractionFactory.create(lead=worked, type="call", created_by=org.rep)
+
+    undone = services.import_undo(job=job, by=org.marketing)
+
+    assert list(Lead.objects.values_list("email", flat=True)) == ["ann@example.com"]
+    assert "1 created leads were kept" in undone.error
+
+
+def test_an_import_cannot_be_undone_twice(run_import, org: Org) -> None:
+    job = run_import("name\nAnn\n")
+    services.import_undo(job=job, by=org.marketing)
+
+    with pytest.raises(ValidationError):
+        services.import_undo(job=job, by=org.marketing)

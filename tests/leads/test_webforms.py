@@ -1,0 +1,409 @@
+"""Web forms: the public submit endpoint (JSON and bare HTML forms), idempotency, spam, throttles, CORS, CRUD."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from leads.models import FormSubmission, Interaction, Lead, SubmissionStatus, WebForm
+from leads.services import webform_create
+from tests.conftest import Org
+from tests.factories import CampaignFactory, LeadFactory
+
+URL = "/api/v1/forms/{slug}/submit/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def form(org: Org) -> WebForm:
+    return webform_create(
+        created_by=org.marketing,
+        name="Contact us",
+        slug="contact",
+        field_mapping={"full_name": "name", "mail": "email", "mobile": "phone", "plan": "attr:plan"},
+        default_tags=["website"],
+        default_campaign=CampaignFactory.create(name="Spring"),
+        allowed_origins=["https://www.example.com"],
+        success_url="https://www.example.com/thanks",
+        rate_limit_per_minute=100,
+    )
+
+
+def post(data: dict[str, object], *, slug: str = "contact", **headers: str):
+    return APIClient().post(URL.format(slug=slug), data, format="json", headers=headers)
+
+
+def test_json_submission_creates_a_lead_then_matches_it(form: WebForm) -> None:
+    # when a visitor submits the form twice
+    first = post(
+        {
+            "full_name": "王伟",
+            "mail": "Wang@Example.com",
+            "plan": "pro",
+            "page_url": "https://www.example.com/p?utm_source=wx&utm_campaign=spring",
+        }
+    )
+    second = post({"full_name": "王伟", "mobile": "13800138000", "mail": "wang@example.com"})
+
+    # then the first makes a lead (201) and the second finds it (200)
+    assert first.status_code == 201, first.content
+    assert second.status_code == 200
+    lead = Lead.objects.get()
+    assert first.json()["lead_id"] == second.json()["lead_id"] == lead.pk
+    assert (lead.email, lead.phone, lead.attributes) == ("wang@example.com", "+8613800138000", {"plan": "pro"})
+    assert lead.campaign is not None
+    assert lead.campaign.name == "Spring"
+    assert lead.utm_source == "wx"
+    assert list(lead.tags.values_list("name", flat=True)) == ["website"]
+    # and each submission is on the timeline with the form, page and UTM parameters
+    submits = Interaction.objects.filter(lead=lead, type="form_submit").order_by("id")
+    assert submits.count() == 2
+    assert submits[0].properties["form"] == "contact"
+    assert submits[0].properties["utm_campaign"] == "spring"
+    assert submits[0].properties["page_url"].startswith("https://www.example.com/p")
+
+
+def test_html_form_post_redirects_to_the_success_url(form: WebForm) -> None:
+    # a bare <form> on another site: urlencoded, no CSRF token, no login
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(URL.format(slug="contact"), {"full_name": "Ada", "mail": "ada@example.com"})
+
+    assert response.status_code == 303
+    assert response["Location"] == "https://www.example.com/thanks"
+    assert Lead.objects.filter(email="ada@example.com").exists()
+
+
+def test_html_form_post_with_bad_input_gets_an_error_page_naming_the_field(form: WebForm) -> None:
+    response = Client().post(
+        URL.format(slug="contact"),
+        {"full_name": "Ada", "mail": "not-an-address"},
+        headers={"referer": "https://www.example.com/contact"},
+    )
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "mail" in html
+    assert 'href="https://www.example.com/contact"' in html
+    assert Lead.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"full_name": "Ada", "mail": "bad@"}, "mail"),
+        ({"full_name": "Ada", "mobile": "12345"}, "mobile"),
+        ({"full_name": "Ada"}, "mail"),  # neither e-mail nor phone
+        ({"full_name": "A" * 300, "mail": "a@example.com"}, "full_name"),
+        ({"full_name": {"nested": 1}, "mail": "a@example.com"}, "full_name"),
+        ({"full_name": "Ada", "mail": "a@example.com", "notes": "x" * 10_001}, "notes"),
+    ],
+)
+def test_bad_input_answers_400_naming_the_form_field_and_writes_nothing(
+    form: WebForm, data: dict[str, object], field: str
+) -> None:
+    response = post(data)
+
+    assert response.status_code == 400
+    assert field in response.json()
+    assert Lead.objects.count() == 0
+    assert FormSubmission.objects.count() == 0
+
+
+def test_unknown_or_inactive_form_is_404(form: WebForm) -> None:
+    assert post({"mail": "a@example.com"}, slug="nope").status_code == 404
+    form.is_active = False
+    form.save()
+    assert post({"mail": "a@example.com"}).status_code == 404
+
+
+def test_same_idempotency_key_replays_the_first_answer_and_creates_nothing(form: WebForm) -> None:
+    first = post({"full_name": "Ada", "mail": "ada@example.com"}, **{"Idempotency-Key": "k-1"})
+    again = post({"full_name": "Ada", "mail": "ada@example.com"}, **{"Idempotency-Key": "k-1"})
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert FormSubmission.objects.count() == 1
+    assert Interaction.objects.filter(type="form_submit").count() == 1
+
+
+def test_honeypot_is_quarantined_then_released_into_a_lead(form: WebForm, org: Org, client_for) -> None:
+    # when a bot fills the hidden field
+    response = post({"full_name": "Bot", "mail": "bot@example.com", "website_url": "http://spam.example"})
+
+    # then the answer looks like success, but no lead exists; the submission waits in the quarantine
+    assert response.status_code == 201
+    assert Lead.objects.count() == 0
+    submission = FormSubmission.objects.get()
+    assert submission.status == SubmissionStatus.QUARANTINED
+    assert "honeypot" in submission.spam_reason
+    quarantine = client_for(org.marketing).get("/api/v1/submissions/?status=quarantined")
+    assert [s["id"] for s in quarantine.json()["results"]] == [submission.pk]
+
+    # when marketing releases it
+    released = client_for(org.marketing).post(f"/api/v1/submissions/{submission.pk}/release/")
+
+    # then the lead is created then and the submission is marked released
+    assert released.status_code == 200
+    lead = Lead.objects.get()
+    assert lead.email == "bot@example.com"
+    assert released.json()["status"] == SubmissionStatus.RELEASED
+    assert released.json()["lead"] == lead.pk
+
+
+def test_rejected_submission_stays_on_record_without_a_lead(form: WebForm, org: Org, client_for) -> None:
+    post({"full_name": "Bot", "mail": "bot@mailinator.com"})
+    submission = FormSubmission.objects.get()
+    assert submission.spam_reason == "disposable e-mail"
+
+    response = client_for(org.marketing).post(f"/api/v1/submissions/{submission.pk}/reject/")
+
+    assert response.status_code == 200
+    assert FormSubmission.objects.get().status == SubmissionStatus.REJECTED
+    assert Lead.objects.count() == 0
+    # and a rep may not see or release the quarantine
+    assert client_for(org.rep).get("/api/v1/submissions/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"_ts": "just rendered"}, "too fast"),
+        ({"message": "http://a.example http://b.example http://c.example www.d.example"}, "too many links"),
+    ],
+)
+def test_suspicious_submissions_are_quarantined(form: WebForm, extra: dict[str, str], reason: str) -> None:
+    if extra.get("_ts") == "just rendered":
+        extra = {"_ts": str(time.time() - 0.5)}  # a bot posting half a second after the page loaded
+    response = post({"full_name": "Ada", "mail": "ada@example.com", **extra})
+
+    assert response.status_code == 201
+    assert Lead.objects.count() == 0
+    assert reason in FormSubmission.objects.get().spam_reason
+
+
+def test_a_human_speed_timestamp_is_accepted(form: WebForm) -> None:
+    response = post({"full_name": "Ada", "mail": "ada@example.com", "_ts": str((time.time() - 30) * 1000)})
+
+    assert response.status_code == 201
+    assert Lead.objects.count() == 1
+
+
+def test_per_form_throttle_answers_429_with_retry_after(form: WebForm) -> None:
+    form.rate_limit_per_minute = 2
+    form.save()
+
+    statuses = [post({"full_name": "Ada", "mail": f"a{n}@example.com"}).status_code for n in range(3)]
+
+    assert statuses == [201, 201, 429]
+    response = post({"full_name": "Ada", "mail": "late@example.com"})
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert Lead.objects.count() == 2
+
+
+def test_per_ip_throttle_spans_forms(form: WebForm, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    from leads.api.webforms import FormSubmitIpThrottle
+
+    # given a per-IP limit of two submissions a minute, and a second form
+    monkeypatch.setattr(FormSubmitIpThrottle, "THROTTLE_RATES", {"form_submit": "2/min"})
+    webform_create(created_by=org.marketing, name="Other", slug="other", rate_limit_per_minute=100)
+
+    # when one client posts to both forms
+    statuses = [
+        post({"name": "Ada", "email": "a1@example.com"}).status_code,
+        post({"name": "Ada", "email": "a2@example.com"}, slug="other").status_code,
+        post({"name": "Ada", "email": "a3@example.com"}).status_code,
+    ]
+
+    # then the third is refused although each form is far below its own limit
+    assert statuses == [201, 201, 429]
+
+
+def test_cors_headers_only_for_the_forms_allowed_origins(form: WebForm) -> None:
+    client = Client()
+    url = URL.format(slug="contact")
+    preflight = {"origin": "https://www.example.com", "access-control-request-method": "POST"}
+
+    allowed = client.options(url, headers=preflight)
+    denied = client.options(url, headers={**preflight, "origin": "https://evil.example"})
+    posted = client.post(
+        url,
+        {"name": "Ada", "email": "ada@example.com"},
+        content_type="application/json",
+        headers={"origin": "https://www.example.com"},
+    )
+    posted_evil = client.post(
+        url,
+        {"name": "Bo", "email": "bo@example.com"},
+        content_type="application/json",
+        headers={"origin": "https://evil.example"},
+    )
+
+    assert allowed["Access-Control-Allow-Origin"] == "https://www.example.com"
+    assert "idempotency-key" in allowed["Access-Control-Allow-Headers"]
+    assert "Access-Control-Allow-Origin" not in denied
+    assert posted["Access-Control-Allow-Origin"] == "https://www.example.com"
+    assert "Access-Control-Allow-Origin" not in posted_evil
+    # another API endpoint does not inherit the form's origins
+    other = client.options("/api/v1/leads/", headers=preflight)
+    assert "Access-Control-Allow-Origin" not in other
+
+
+def test_visitor_id_links_the_visitor_to_the_lead(form: WebForm) -> None:
+    from leads.models import Visitor
+
+    post({"full_name": "Ada", "mail": "ada@example.com", "visitor_id": "v-123"})
+
+    assert Visitor.objects.get(visitor_id="v-123").lead == Lead.objects.get()
+
+
+def test_form_crud_api_validates_the_mapping_and_is_for_marketing(org: Org, client_for) -> None:
+    marketing = client_for(org.marketing)
+    bad = marketing.post(
+        "/api/v1/forms/",
+        {"name": "F", "slug": "f", "field_mapping": {"x": "salary"}, "allowed_origins": ["example.com"]},
+        format="json",
+    )
+    good = marketing.post(
+        "/api/v1/forms/", {"name": "F", "slug": "f", "field_mapping": {"x": "attr:size"}}, format="json"
+    )
+
+    assert bad.status_code == 400
+    assert "field_mapping" in bad.json()
+    assert good.status_code == 201, good.content
+    assert good.json()["submit_url"].endswith("/api/v1/forms/f/submit/")
+    assert client_for(org.rep).post("/api/v1/forms/", {"name": "G", "slug": "g"}, format="json").status_code == 403
+    assert (
+        marketing.patch(
+            f"/api/v1/forms/{good.json()['id']}/", {"allowed_origins": ["ftp://x"]}, format="json"
+        ).status_code
+        == 400
+    )
+
+
+def test_matched_existing_lead_keeps_its_values_and_records_the_conflict(form: WebForm) -> None:
+    LeadFactory.create(name="Ada", email="ada@example.com", company="Old Co")
+
+    response = post({"full_name": "Ada", "mail": "ada@example.com", "company": "New Co"})
+
+    assert response.status_code == 200
+    assert Lead.objects.get().company == "Old Co"
+    conflict = Interaction.objects.get(type="field_conflict")
+    assert conflict.properties == {"field": "company", "kept": "Old Co", "received": "New Co", "source": "form:contact"}
+
+
+def test_embed_snippet_on_the_form_page_is_escaped(form: WebForm, org: Org) -> None:
+    form.name = '<script>alert("x")</script>'
+    form.save()
+    client = Client()
+    client.force_login(org.marketing)
+
+    html = client.get(reverse("leads:webform_edit", kwargs={"form_id": form.pk})).content.decode()
+
+    assert '<script>alert("x")</script>' not in html
+    assert "&lt;form" in html  # the snippet is shown as text to copy
+    assert '<input type="text" name="website_url"' not in html  # shown as text, never a live input on our page
+
+
+def _race(n: int, work) -> list[object]:
+    """Run ``work(i)`` in ``n`` threads released together; return the results (exceptions included)."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(n)
+    results: list[object] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results.append(work(i))
+        except BaseException as exc:
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_form_submissions_of_one_person_make_one_lead() -> None:
+    from leads.services import webform_submit
+
+    form = webform_create(created_by=None, name="Race", slug="race", rate_limit_per_minute=1000)
+
+    outcomes = _race(
+        6,
+        lambda i: webform_submit(
+            form=form, data={"name": f"Racer {i}", "email": "RACE@example.com", "phone": "13800138077"}
+        ),
+    )
+
+    assert all(not isinstance(o, BaseException) for o in outcomes), outcomes
+    assert sorted(o.status_code for o in outcomes) == [200, 200, 200, 200, 200, 201]  # type: ignore[attr-defined]
+    assert Lead.objects.count() == 1
+    assert Interaction.objects.filter(type="form_submit").count() == 6
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_with_one_idempotency_key_make_one_submission() -> None:
+    from leads.services import webform_submit
+
+    form = webform_create(created_by=None, name="Race", slug="race", rate_limit_per_minute=1000)
+
+    outcomes = _race(
+        6,
+        lambda i: webform_submit(
+            form=form, data={"name": "Ada", "email": "ada@example.com"}, idempotency_key="double-click"
+        ),
+    )
+
+    assert all(not isinstance(o, BaseException) for o in outcomes), outcomes
+    assert {(o.status_code, tuple(sorted(o.body.items()))) for o in outcomes}.__len__() == 1  # type: ignore[attr-defined]
+    assert FormSubmission.objects.count() == 1
+    assert Lead.objects.count() == 1
+
+
+def test_html_honeypot_post_is_redirected_like_a_person_but_quarantined(form: WebForm) -> None:
+    response = Client().post(
+        URL.format(slug="contact"), {"full_name": "Bot", "mail": "bot@example.com", "website_url": "x"}
+    )
+
+    assert response.status_code == 303
+    assert response["Location"] == "https://www.example.com/thanks"
+    assert Lead.objects.count() == 0
+    assert FormSubmission.objects.get().status == SubmissionStatus.QUARANTINED
+
+
+def test_html_form_post_over_the_limit_gets_a_429_page_with_retry_after(form: WebForm) -> None:
+    form.rate_limit_per_minute = 1
+    form.save()
+    client = Client()
+
+    client.post(URL.format(slug="contact"), {"full_name": "Ada", "mail": "a1@example.com"})
+    response = client.post(URL.format(slug="contact"), {"full_name": "Ada", "mail": "a2@example.com"})
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert "Too many submissions" in response.content.decode()
+    assert Lead.objects.count() == 1
