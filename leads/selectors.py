@@ -288,19 +288,20 @@ def lead_timeline(
 
 
 def task_visible_to(user: User | AnonymousUser) -> QuerySet[Task]:
-    """Tasks ``user`` sees: those assigned to them plus every task on a lead they can see."""
+    """Tasks on the leads ``user`` can see. Being the assignee is not enough: a lead moved to another
+    team takes its tasks out of sight too (its name and a way to write to it would leak)."""
     qs = Task.objects.select_related("lead", "assignee", "created_by")
     if not user.is_authenticated or not isinstance(user, User):
         return qs.none()
     condition = lead_visibility_q(user)
     if condition is None:
         return qs
-    return qs.filter(Q(assignee_id=user.pk) | Q(lead_id__in=Lead.objects.filter(condition).values("pk")))
+    return qs.filter(lead_id__in=Lead.objects.filter(condition).values("pk"))
 
 
 def tasks_overdue(user: User) -> QuerySet[Task]:
     """Open tasks assigned to ``user`` whose due time has passed (served by the open-tasks index)."""
-    return Task.objects.filter(assignee_id=user.pk, done_at__isnull=True, due_at__lt=timezone.now())
+    return task_visible_to(user).filter(assignee_id=user.pk, done_at__isnull=True, due_at__lt=timezone.now())
 
 
 def lead_open_tasks(*, lead: Lead) -> QuerySet[Task]:

@@ -153,9 +153,29 @@ def _csv_rows(fileobj: IO[bytes], encoding: str, delimiter: str) -> Rows:
                 yield number, record
 
 
+# openpyxl reads a workbook's shared strings whole, even in read-only mode: a 2 MB upload can expand
+# to gigabytes. The sizes in the zip directory are binding (zipfile refuses to read past them).
+MAX_XLSX_UNCOMPRESSED = 500 * 2**20
+MAX_XLSX_RATIO = 200
+
+
+def _check_zip_expansion(fileobj: IO[bytes]) -> None:
+    _rewind(fileobj)
+    try:
+        with zipfile.ZipFile(fileobj) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ImportFileError(_("This file is not a valid .xlsx workbook.")) from exc
+    total = sum(m.file_size for m in members)
+    packed = sum(m.compress_size for m in members) or 1
+    if total > MAX_XLSX_UNCOMPRESSED or (total > 20 * 2**20 and total / packed > MAX_XLSX_RATIO):
+        raise ImportFileError(_("This workbook expands to too much data to import; save it as CSV and upload that."))
+
+
 def _xlsx_rows(fileobj: IO[bytes]) -> Rows:
     from openpyxl import load_workbook
 
+    _check_zip_expansion(fileobj)
     _rewind(fileobj)
     try:
         workbook = load_workbook(fileobj, read_only=True, data_only=True)

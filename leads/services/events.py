@@ -179,6 +179,9 @@ def visitor_link(*, visitor_id: str, lead: Lead) -> int:
     visitor, _created = Visitor.objects.select_for_update().get_or_create(
         visitor_id=visitor_id, defaults={"first_seen_at": now}
     )
+    if visitor.lead_id is not None and visitor.lead_id != lead.pk:
+        # First link wins: whoever knows a visitor id must not pull that person's history to another lead.
+        return 0
     if visitor.lead_id != lead.pk:
         visitor.lead = lead
         visitor.linked_at = now

@@ -33,18 +33,21 @@ from leads.imports.mapping import complete_mapping, guess_mapping, mapping_error
 from leads.imports.rows import Row, build_row
 from leads.models import (
     Campaign,
+    FormSubmission,
     ImportJob,
     ImportRowError,
     ImportStatus,
     ImportUpdate,
     Interaction,
     Lead,
+    LeadMerge,
     LeadStageChange,
     OnDuplicate,
     SourceChannel,
     Stage,
     Tag,
     Task,
+    Visitor,
 )
 from leads.services.intake import FIELD_CONFLICT, FIRST_TOUCH
 from leads.services.pipeline import leads_mark_dirty
@@ -671,13 +674,22 @@ def import_undo(*, job: ImportJob, by: User | None) -> ImportJob:
     if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
         raise ValidationError({"status": [_("Only a finished or failed import can be undone.")]})
     created = Lead.objects.filter(import_job=job)
-    worked = (
-        Interaction.objects.filter(lead__import_job=job, created_by__isnull=False)
-        .exclude(type__in=SYSTEM_EVENTS)
-        .values("lead_id")
-    )
+    # Anything that happened to the lead after the import, by a person or by the lead themselves (a
+    # form submitted, a visitor linked, a merge), makes it worth keeping.
+    worked = Interaction.objects.filter(lead__import_job=job).exclude(type__in=SYSTEM_EVENTS).values("lead_id")
     with_tasks = Task.objects.filter(lead__import_job=job).values("lead_id")
-    keep = created.filter(Q(pk__in=worked) | Q(pk__in=with_tasks) | Q(stage=Stage.CONVERTED))
+    submitted = FormSubmission.objects.filter(lead__import_job=job).values("lead_id")
+    visited = Visitor.objects.filter(lead__import_job=job).values("lead_id")
+    merged = LeadMerge.objects.filter(Q(primary__import_job=job) | Q(merged__import_job=job))
+    keep = created.filter(
+        Q(pk__in=worked)
+        | Q(pk__in=with_tasks)
+        | Q(pk__in=submitted)
+        | Q(pk__in=visited)
+        | Q(pk__in=merged.values("primary_id"))
+        | Q(pk__in=merged.values("merged_id"))
+        | Q(stage=Stage.CONVERTED)
+    )
     kept = keep.update(import_job=None)
     ids = list(created.values_list("id", flat=True))
     for start in range(0, len(ids), 2000):

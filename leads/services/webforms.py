@@ -293,7 +293,9 @@ def _accept(
             "referrer": (flat.get(REFERRER_FIELD) or submission.referrer)[:1000],
             **utm,
         },
-        external_id=f"form-submission:{submission.pk}",
+        # No external_id: a guessable global id could be claimed first through the events API, making
+        # this insert fail; the submission (in properties) already identifies the row.
+        external_id=None,
         created_by=by,
     )
     visitor_id = flat.get(VISITOR_FIELD, "").strip()[:100]

@@ -88,6 +88,9 @@ def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     lead = _visible_lead(user, lead_id)
     if lead.merged_into_id is not None:
+        # Point to the kept lead only when the user may see it; otherwise its id must not leak.
+        if not selectors.lead_visible_to(user).filter(pk=lead.merged_into_id).exists():
+            raise Http404(_("No such lead."))
         messages.info(request, _("This lead was merged into another lead; you are seeing that lead."))
         return redirect("leads:detail", lead_id=lead.merged_into_id)
     # The page (merged timeline, quick log, follow-ups) is built where its forms live.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from django import forms
@@ -86,12 +87,13 @@ def embed_snippet(request: HttpRequest, form: WebForm) -> str:
     """A plain HTML form that posts to the form's endpoint, with the hidden honeypot and the render time."""
     url = request.build_absolute_uri(reverse("webform-submit", kwargs={"slug": form.slug}))
     fields = list((form.field_mapping or {}).keys()) or ["name", "email", "phone", "company"]
-    lines = [f'<form method="post" action="{url}">']
+    # Field names are marketing's data: escape them, since this HTML is pasted into another site.
+    lines = [f'<form method="post" action="{escape(url)}">']
     for name in fields:
         kind = "email" if (form.field_mapping or {}).get(name, name) == "email" else "text"
-        lines.append(f'  <label>{name} <input type="{kind}" name="{name}"></label>')
+        lines.append(f'  <label>{escape(name)} <input type="{kind}" name="{escape(name)}"></label>')
     lines += [
-        f'  <div style="position:absolute;left:-10000px" aria-hidden="true"><input type="text" name="{form.honeypot_field}" tabindex="-1" autocomplete="off"></div>',
+        f'  <div style="position:absolute;left:-10000px" aria-hidden="true"><input type="text" name="{escape(form.honeypot_field)}" tabindex="-1" autocomplete="off"></div>',
         f'  <input type="hidden" name="{RENDERED_AT_FIELD}" value="">',
         '  <input type="hidden" name="page_url" value="">',
         '  <button type="submit">Send</button>',

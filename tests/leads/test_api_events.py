@@ -193,3 +193,17 @@ def test_chinese_and_emoji_data_round_trip(org: Org, client_for: Any, payload: d
     stored = Interaction.objects.get(lead=lead)
     for key, value in payload.items():
         assert getattr(stored, key) == value
+
+
+def test_a_linked_visitor_cannot_be_pulled_to_another_lead(org: Org) -> None:
+    from leads.models import Visitor
+    from leads.services.events import visitor_link
+
+    first = LeadFactory.create(owner=org.rep, team=org.north)
+    other = LeadFactory.create(owner=org.rep, team=org.north)
+    visitor_link(visitor_id="v-123", lead=first)
+
+    moved = visitor_link(visitor_id="v-123", lead=other)
+
+    assert moved == 0
+    assert Visitor.objects.get(visitor_id="v-123").lead_id == first.pk

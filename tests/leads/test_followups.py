@@ -354,3 +354,21 @@ def test_api_list_query_count_does_not_grow(
     with django_assert_max_num_queries(6):
         rows = results(client.get("/api/v1/tasks/?page_size=100"))
     assert len(rows) == 40
+
+
+def test_a_task_on_a_lead_moved_out_of_sight_is_out_of_sight_too(org: Org, client_for) -> None:
+    from leads.services.followups import task_create
+
+    lead = LeadFactory.create(name="Private Lead Quince", owner=org.rep, team=org.north)
+    task = task_create(lead=lead, title="Call back", due_at=timezone.now(), assignee=org.rep, created_by=org.rep)
+    Lead.objects.filter(pk=lead.pk).update(owner=org.rep_south, team=org.south)
+    client = client_for(org.rep)
+
+    detail = client.get(f"/api/v1/tasks/{task.pk}/")
+    listed = client.get("/api/v1/tasks/")
+    complete = client.post(f"/api/v1/tasks/{task.pk}/complete/", {"note": "injected"}, format="json")
+
+    assert detail.status_code == 404
+    assert "Quince" not in listed.content.decode()
+    assert complete.status_code == 404
+    assert not Interaction.objects.filter(lead=lead).exists()

@@ -14,6 +14,7 @@ from leads.models import (
     ImportUpdate,
     Interaction,
     Lead,
+    LeadMerge,
     LeadStageChange,
     OnDuplicate,
     SourceChannel,
@@ -349,3 +350,22 @@ def test_an_import_cannot_be_undone_twice(run_import, org: Org) -> None:
 
     with pytest.raises(ValidationError):
         services.import_undo(job=job, by=org.marketing)
+
+
+def test_undo_keeps_created_leads_the_person_has_engaged_with_since(run_import, org: Org) -> None:
+    # A web-form submission or a merge is recorded without a user (created_by NULL): still engagement.
+    job = run_import("name,email\nAnn,ann@example.com\nBob,bob@example.com\nCy,cy@example.com\n")
+    ann = Lead.objects.get(email="ann@example.com")
+    bob = Lead.objects.get(email="bob@example.com")
+    InteractionFactory.create(lead=ann, type="form_submit", created_by=None)
+    older = LeadFactory.create(email="", phone="")
+    LeadMerge.objects.create(primary=bob, merged=older)
+
+    services.import_undo(job=job, by=org.marketing)
+
+    assert set(Lead.objects.filter(merged_into__isnull=True).values_list("email", flat=True)) >= {
+        "ann@example.com",
+        "bob@example.com",
+    }
+    assert not Lead.objects.filter(email="cy@example.com").exists()
+    assert LeadMerge.objects.filter(primary=bob).exists()

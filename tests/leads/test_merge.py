@@ -193,3 +193,17 @@ def test_merged_lead_page_points_to_the_primary_and_list_hides_it(org: Org) -> N
     assert detail["Location"] == reverse("leads:detail", kwargs={"lead_id": a.pk})
     assert "Ada L." not in listing
     assert Tag.objects.filter(name="webinar").exists()
+
+
+def test_a_merged_lead_does_not_reveal_an_invisible_primary(org: Org) -> None:
+    from django.test import Client
+
+    primary = LeadFactory.create(owner=org.rep_south, team=org.south)
+    mine = LeadFactory.create(owner=org.rep, team=org.north, merged_into=primary)
+    client = Client()
+    client.force_login(org.rep)
+
+    response = client.get(f"/leads/{mine.pk}/")
+
+    assert response.status_code == 404
+    assert str(primary.pk) not in response.get("Location", "")

@@ -407,3 +407,33 @@ def test_html_form_post_over_the_limit_gets_a_429_page_with_retry_after(form: We
     assert int(response["Retry-After"]) > 0
     assert "Too many submissions" in response.content.decode()
     assert Lead.objects.count() == 1
+
+
+def test_event_external_ids_cannot_block_later_form_submissions(form: WebForm, org: Org, client_for) -> None:
+    # given a rep who pre-claims every id a form submission could be given
+    own = LeadFactory.create(owner=org.rep, team=org.north)
+    start = (FormSubmission.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
+    events = [
+        {"lead_id": own.pk, "type": "page_view", "external_id": f"form-submission:{n}"}
+        for n in range(start, start + 20)
+    ]
+    assert client_for(org.rep).post("/api/v1/events/", events, format="json").status_code == 202
+
+    # when a real visitor submits the form
+    response = post({"full_name": "Real Buyer", "mail": "buyer@example.com"})
+
+    # then the lead is created as usual
+    assert response.status_code == 201
+    assert Lead.objects.filter(email="buyer@example.com").exists()
+
+
+def test_embed_snippet_escapes_field_names(form: WebForm, org: Org) -> None:
+    from django.test import RequestFactory
+
+    from leads.views.webforms import embed_snippet
+
+    form.field_mapping = {'x"><script>alert(1)</script>': "name"}
+    snippet = embed_snippet(RequestFactory().get("/"), form)
+
+    assert "<script>alert(1)</script>" not in snippet
+    assert "&lt;script&gt;" in snippet
