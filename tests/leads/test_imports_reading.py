@@ -208,7 +208,9 @@ def test_the_fast_chinese_mobile_path_agrees_with_the_full_phone_parser() -> Non
 
 def test_a_workbook_that_expands_too_much_is_refused_before_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     # A small upload whose shared strings unpack to gigabytes would exhaust memory inside openpyxl.
-    rows: list[list[object]] = [["name"], *(["y" * 5000] for _ in range(200))]
+    rows: list[list[object]] = [["name"]]
+    for _ in range(200):
+        rows.append(["y" * 5000])
     data = xlsx_bytes(rows)
     monkeypatch.setattr(reading, "MAX_XLSX_UNCOMPRESSED", 100_000)
 
