@@ -11,7 +11,6 @@ import random
 import signal
 import threading
 from datetime import timedelta
-from importlib import import_module
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from leads.models import EventType, Interaction, Lead, LeadStageChange, PipelineRun, Stage
+from leads.models import Interaction, Lead, LeadStageChange, PipelineRun, Stage
 from leads.services.pipeline import ADVISORY_NAMESPACE, leads_mark_dirty
 from leads.tasks.pipeline import process_dirty_leads_task, sweep_dirty_leads_task
 from scoring.services import lead_score_recompute
@@ -28,16 +27,9 @@ from tests.conftest import Org
 from tests.factories import InteractionFactory, LeadFactory
 from tests.pipeline.conftest import wait_until
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(autouse=True)
-def builtin_event_types(transactional_db: None) -> None:
-    """Transactional tests flush the tables between tests, data migrations included: put the catalogue back."""
-    for key, name, name_zh, category, is_touch in import_module("leads.migrations.0006_builtin_event_types").BUILTIN:
-        EventType.objects.update_or_create(
-            key=key, defaults={"name": name, "name_zh": name_zh, "category": category, "is_touch": is_touch}
-        )
+# Every test here commits for real (threads, worker processes): transactional_db throughout.
+# The event catalogue survives the flush between tests: it is re-ensured on post_migrate.
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("transactional_db")]
 
 
 URL = "/api/v1/events/"

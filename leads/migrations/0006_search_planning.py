@@ -6,7 +6,7 @@ from common.db import PostgresOnlySQL
 
 
 class Migration(migrations.Migration):
-    dependencies = [("leads", "0006_builtin_event_types")]
+    dependencies = [("leads", "0005_collect_and_track")]
 
     operations = [
         # With the default sample the LIKE '%term%' estimate swung between 100 and 50,000 rows from one
