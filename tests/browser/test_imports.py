@@ -38,6 +38,9 @@ def test_marketer_previews_maps_and_runs_an_import_to_the_end(page: Page, org: O
     sign_in(page, org.marketing)
     page.get_by_test_id("nav-imports").click()
     page.get_by_role("link", name="Import a list").click()
+    # The wizard's script is deferred; a click only waits for the navigation to commit, and a file chosen
+    # before the script attached its listener would never be previewed (no person is that fast).
+    page.wait_for_url(re.compile(r"/imports/new/$"), wait_until="load")
 
     # when they choose a GB18030 file exported from Excel
     page.get_by_label("File").set_input_files({"name": "展会名单.csv", "mimeType": "text/csv", "buffer": LIST})
