@@ -55,8 +55,17 @@ def _decode(cursor: str) -> dict[str, Any]:
     return payload
 
 
+def _field(row: Any, field: str) -> Any:
+    """A column of a row that is a model instance or a ``values()`` dict."""
+    return row[field] if isinstance(row, dict) else getattr(row, field)
+
+
+def _pk(row: Any) -> Any:
+    return row["id"] if isinstance(row, dict) else row.pk
+
+
 def _key_value(row: Any, field: str) -> Any:
-    value = getattr(row, field)
+    value = _field(row, field)
     return value.isoformat() if isinstance(value, datetime) else value
 
 
@@ -110,9 +119,9 @@ def keyset_paginate(queryset: QuerySet[Any], *, ordering: str, cursor: str | Non
     if rows:
         first, last = rows[0], rows[-1]
         if has_more or backwards:
-            next_cursor = _encode({"o": ordering, "k": _key_value(last, field), "id": last.pk, "d": "next"})
+            next_cursor = _encode({"o": ordering, "k": _key_value(last, field), "id": _pk(last), "d": "next"})
         if cursor and (has_more or not backwards):
-            previous_cursor = _encode({"o": ordering, "k": _key_value(first, field), "id": first.pk, "d": "prev"})
+            previous_cursor = _encode({"o": ordering, "k": _key_value(first, field), "id": _pk(first), "d": "prev"})
     return KeysetPage(rows, next_cursor, previous_cursor)
 
 

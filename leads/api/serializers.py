@@ -7,6 +7,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from common.serializers import PrebuiltFieldsMixin
 from leads.models import Campaign, Interaction, Lead, LeadStageChange, Stage
 from users.models import Role, Team, User
 
@@ -34,7 +35,7 @@ class TagNamesField(serializers.ListField):
         return sorted(tag.name for tag in data.all())
 
 
-class LeadSerializer(serializers.ModelSerializer[Lead]):
+class LeadSerializer(PrebuiltFieldsMixin, serializers.ModelSerializer[Lead]):
     owner = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True), allow_null=True, required=False
     )

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from leads import selectors, services
+from leads.api.listing import lead_list_representation, lead_list_values
 from leads.api.serializers import LeadSerializer, LeadStageChangeSerializer
 from leads.filters import LeadFilter
 from leads.models import Lead
@@ -68,12 +69,22 @@ class LeadViewSet(viewsets.ModelViewSet[Lead]):
         # A merged lead is only a pointer to its primary: reachable by id, not listed.
         return visible.filter(merged_into__isnull=True) if self.action == "list" else visible
 
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The page is read as plain rows and rendered like ``LeadSerializer`` (see ``leads.api.listing``)."""
+        queryset = lead_list_values(self.filter_queryset(self.get_queryset()))
+        page = self.paginate_queryset(queryset)
+        if page is None:
+            return Response(lead_list_representation(list(queryset)))
+        return self.get_paginated_response(lead_list_representation(page))
+
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """201 with the new lead, or 200 with the existing lead the e-mail or phone matched (deduplication)."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lead, created = services.lead_upsert(source_label="api", created_by=self._user(), **serializer.validated_data)
-        if not created and not self.get_queryset().filter(pk=lead.pk).exists():
+        # One read answers both "may this user see it?" and "what is stored?"; a new lead given no tags has none.
+        rows = list(lead_list_values(self.get_queryset().filter(pk=lead.pk)))
+        if not rows:
             # The person is already a lead this user may not see: the details were added to it; its data stays private.
             return Response(
                 {
@@ -83,8 +94,10 @@ class LeadViewSet(viewsets.ModelViewSet[Lead]):
                 },
                 status=status.HTTP_200_OK,
             )
-        lead = self.get_queryset().get(pk=lead.pk)
-        data = self.get_serializer(lead).data
+        known_tags: dict[int, list[str]] | None = (
+            {lead.pk: []} if created and not serializer.validated_data.get("tags") else None
+        )
+        data = lead_list_representation(rows, tag_names=known_tags)[0]
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def perform_update(self, serializer: BaseSerializer[Lead]) -> None:
