@@ -86,6 +86,23 @@ class LeadFilter(django_filters.FilterSet):
         return queryset
 
 
+class LeadApiFilter(LeadFilter):
+    """``LeadFilter`` for the API: only the filters a request names are built.
+
+    A FilterSet deep-copies all of its filters and builds a form class with a field for each on every
+    request, ~4 ms for the 16 lead filters, although a filter missing from the query does nothing. The
+    API never renders that form, so each instance keeps just the filters its data names (the page keeps
+    them all, to draw the form). The class keeps every filter, so the OpenAPI schema lists them all.
+    """
+
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        if data is not None:
+            self.base_filters = {
+                name: filter_ for name, filter_ in type(self).base_filters.items() if any(k.startswith(name) for k in data)
+            }
+        super().__init__(data, *args, **kwargs)
+
+
 def attribute_filter(queryset: QuerySet[Lead], key: str, value: Any) -> QuerySet[Lead]:
     """Leads whose custom attribute ``key`` equals ``value`` (as text, number or boolean)."""
     # "__" would make the ORM read a nested path or a lookup ("plan__contains") on SQLite.

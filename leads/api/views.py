@@ -17,7 +17,7 @@ from rest_framework.serializers import BaseSerializer
 from leads import selectors, services
 from leads.api.listing import lead_list_representation, lead_list_values
 from leads.api.serializers import LeadSerializer, LeadStageChangeSerializer
-from leads.filters import LeadFilter
+from leads.filters import LeadApiFilter
 from leads.models import Lead
 from users.models import User
 
@@ -54,7 +54,7 @@ class LeadModelPermissions(permissions.DjangoModelPermissions):
 )
 class LeadViewSet(viewsets.ModelViewSet[Lead]):
     serializer_class = LeadSerializer
-    filterset_class = LeadFilter
+    filterset_class = LeadApiFilter
     permission_classes = [permissions.IsAuthenticated, LeadModelPermissions]
     keyset_orderings = ("score", "created_at", "last_activity_at")
     keyset_default_ordering = "-created_at"
