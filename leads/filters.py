@@ -97,9 +97,8 @@ class LeadApiFilter(LeadFilter):
 
     def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
         if data is not None:
-            self.base_filters = {
-                name: filter_ for name, filter_ in type(self).base_filters.items() if any(k.startswith(name) for k in data)
-            }
+            every: dict[str, django_filters.Filter] = type(self).base_filters  # type: ignore[has-type]
+            self.base_filters = {name: f for name, f in every.items() if any(key.startswith(name) for key in data)}
         super().__init__(data, *args, **kwargs)
 
 
