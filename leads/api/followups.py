@@ -82,6 +82,10 @@ class TaskSerializer(serializers.ModelSerializer[Task]):
         if request is not None:
             # Only a lead the user can see may be named: any other id reads as "does not exist".
             self.fields["lead"].queryset = selectors.lead_visible_to(request.user).prefetch_related(None)  # type: ignore[attr-defined]
+            # Likewise an assignee outside the people the user works with reads as "does not exist", so
+            # the error wording cannot be used to probe which user ids exist in other teams.
+            if isinstance(request.user, User):
+                self.fields["assignee"].queryset = selectors.user_assignable_to(request.user)  # type: ignore[attr-defined]
         if self.instance is not None and not isinstance(self.instance, list | QuerySet):
             self.fields["lead"].read_only = True  # a task does not move between leads
 

@@ -238,6 +238,23 @@ def test_api_assignee_who_cannot_see_the_lead_is_a_field_error(org: Org, client_
     assert not Task.objects.exists()
 
 
+def test_api_assignee_of_another_team_reads_like_a_missing_user(org: Org, client_for: ClientFor) -> None:
+    """The error must not tell a rep which user ids exist outside the people they work with."""
+    lead = LeadFactory.create(owner=org.rep, team=org.north)
+    client = client_for(org.rep)
+    payload = {"lead": lead.pk, "title": "Call", "due_at": timezone.now().isoformat()}
+
+    other_team = client.post("/api/v1/tasks/", {**payload, "assignee": org.rep_south.pk}, format="json")
+    missing = client.post("/api/v1/tasks/", {**payload, "assignee": 987654}, format="json")
+
+    assert other_team.status_code == missing.status_code == 400
+    assert list(other_team.json()) == list(missing.json()) == ["assignee"]
+    assert other_team.json()["assignee"][0].replace(str(org.rep_south.pk), "N") == missing.json()["assignee"][
+        0
+    ].replace("987654", "N")
+    assert not Task.objects.exists()
+
+
 def test_api_missing_fields_are_named(org: Org, client_for: ClientFor) -> None:
     response = client_for(org.rep).post("/api/v1/tasks/", {"title": ""}, format="json")
     assert response.status_code == 400
