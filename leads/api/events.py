@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
@@ -24,12 +25,13 @@ from users.models import User
 
 # An event may be late (any time in the past) but not from the future beyond clock skew.
 MAX_FUTURE = timedelta(days=1)
+MAX_ID = 2**63 - 1  # a bigint: a larger lead_id is a field error, not a database error
 
 
 class EventSerializer(serializers.Serializer[Any]):
     """One event. Name the lead by ``lead_id``, ``email`` or an anonymous ``visitor_id`` (first one given wins)."""
 
-    lead_id = serializers.IntegerField(required=False, min_value=1)
+    lead_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     email = serializers.CharField(required=False, allow_blank=True, max_length=254)
     visitor_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
     type = serializers.CharField(max_length=50)
@@ -65,6 +67,83 @@ class EventSerializer(serializers.Serializer[Any]):
         if not (attrs.get("lead_id") or attrs.get("email") or attrs.get("visitor_id")):
             raise ValidationError({"lead": [_("Give lead_id, email or visitor_id.")]})
         return attrs
+
+
+_FIELDS = EventSerializer._declared_fields
+_TEXT_LIMITS = {name: f.max_length for name, f in _FIELDS.items() if isinstance(f, serializers.CharField)}
+
+
+def _text(value: Any, field: str) -> str | None:
+    """A text value cleaned as DRF's CharField cleans it (trimmed), or None where DRF might object."""
+    if type(value) is not str:
+        return None
+    text = value.strip()
+    limit = _TEXT_LIMITS[field]
+    if (limit is not None and len(text) > limit) or "\x00" in text:
+        return None
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which DRF rejects
+        return None
+    return text
+
+
+def fast_validated_event(item: dict[str, Any], context: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``EventSerializer`` returns for a well-formed event, or None to let ``EventSerializer`` decide.
+
+    Events arrive by the thousand and nearly all are well formed. DRF's field machinery costs ~0.2 ms an
+    event, a third of a 100-event request; these plain checks accept a subset of what the serializer
+    accepts and produce the same values (a test compares the two on a corpus). Anything unusual, and
+    every error, goes through the serializer, so error messages stay exactly the serializer's.
+    """
+    data: dict[str, Any] = {}
+    if "lead_id" in item:
+        lead_id = item["lead_id"]
+        if type(lead_id) is not int or not 1 <= lead_id <= MAX_ID:
+            return None
+        data["lead_id"] = lead_id
+    for name in ("email", "visitor_id", "type"):
+        if name in item:
+            text = _text(item[name], name)
+            if text is None or (name == "type" and not text):
+                return None
+            data[name] = text
+    if "type" not in data or data["type"] not in context["event_types"]:
+        return None
+    if data.get("email"):
+        try:
+            data["email"] = normalize_email(data["email"])
+        except Exception:  # the serializer words the error
+            return None
+    occurred = parse_datetime(item["occurred_at"]) if type(item.get("occurred_at")) is str else None
+    if occurred is None or occurred.tzinfo is None:
+        return None
+    try:
+        data["occurred_at"] = occurred.astimezone(timezone.get_current_timezone())
+    except OverflowError:
+        return None
+    if data["occurred_at"] > context["now"] + MAX_FUTURE:
+        return None
+    properties = item.get("properties", {})
+    if type(properties) is not dict:
+        return None
+    try:
+        size = len(json.dumps(properties, ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return None
+    if size > settings.LEADCRM_EVENTS_MAX_PROPERTIES_BYTES:
+        return None
+    data["properties"] = properties
+    if "external_id" in item:
+        external_id = item["external_id"]
+        if external_id is not None:
+            external_id = _text(external_id, "external_id")
+            if external_id is None:
+                return None
+        data["external_id"] = external_id
+    if not (data.get("lead_id") or data.get("email") or data.get("visitor_id")):
+        return None
+    return data
 
 
 IngestResultSerializer = inline_serializer(
@@ -104,11 +183,13 @@ class EventViewSet(viewsets.ViewSet):
             if not isinstance(item, dict):
                 result.reject(index, {"non_field_errors": [str(_("Each event must be a JSON object."))]})
                 continue
-            try:
-                data = serializer.run_validation(item)
-            except ValidationError as exc:
-                result.reject(index, cast(dict[str, Any], exc.detail))
-                continue
+            data = fast_validated_event(item, context)
+            if data is None:
+                try:
+                    data = serializer.run_validation(item)
+                except ValidationError as exc:
+                    result.reject(index, cast(dict[str, Any], exc.detail))
+                    continue
             events.append(
                 EventIn(
                     index=index,

@@ -70,6 +70,7 @@ def test_malformed_events_are_rejected_with_reasons_and_good_ones_are_stored(org
         _event(lead_id=lead.pk, properties={"blob": "x" * 17_000}),
         _event(lead_id=lead.pk, properties=["not", "an", "object"]),
         _event(lead_id=999_999),
+        _event(lead_id=2**63),  # past bigint: a field error, not a database error
         _event(email="nobody@example.com"),
         _event(email="not an email"),
         _event(),  # no lead at all
@@ -79,19 +80,20 @@ def test_malformed_events_are_rejected_with_reasons_and_good_ones_are_stored(org
 
     body = client_for(org.rep).post(URL, batch, format="json").json()
 
-    assert (body["accepted"], body["rejected"]) == (2, 10)
+    assert (body["accepted"], body["rejected"]) == (2, 11)
     reasons = {e["index"]: e["errors"] for e in body["errors"]}
-    assert set(reasons) == set(range(1, 11))
+    assert set(reasons) == set(range(1, 12))
     assert "type" in reasons[1]
     assert "occurred_at" in reasons[2]
     assert "occurred_at" in reasons[3]
     assert "properties" in reasons[4]
     assert "properties" in reasons[5]
     assert "lead_id" in reasons[6]
-    assert "email" in reasons[7]
+    assert "lead_id" in reasons[7]
     assert "email" in reasons[8]
-    assert "lead" in reasons[9]
-    assert "non_field_errors" in reasons[10]
+    assert "email" in reasons[9]
+    assert "lead" in reasons[10]
+    assert "non_field_errors" in reasons[11]
     assert sorted(Interaction.objects.filter(lead=lead).values_list("type", flat=True)) == [
         "page_view",
         "pricing_page_view",
