@@ -132,6 +132,21 @@ def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def backend_cpu_s() -> float:
+    """CPU seconds our PostgreSQL backend has used (/proc; the server runs on this host)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def phase_seed(args: argparse.Namespace) -> dict[str, Any]:
     from django.utils import timezone
 
@@ -176,11 +191,15 @@ def phase_import(args: argparse.Namespace) -> dict[str, Any]:
         while chunk := source.read(1 << 20):
             upload.write(chunk)
     upload.seek(0)
+    load_before = load_average()
+    db_cpu0, cpu0 = backend_cpu_s(), time.process_time()
     t0 = time.perf_counter()
     job = services.import_create(file=upload, by=user, on_duplicate=args.mode, tags=["bench"])
     t1 = time.perf_counter()
     services.import_run(job_id=job.pk)
     t2 = time.perf_counter()
+    # CPU time is what other work on the machine does not inflate: the contention-free cost.
+    cpu_s, db_cpu_s = time.process_time() - cpu0, backend_cpu_s() - db_cpu0
     job.refresh_from_db()
     dirty = Lead.objects.filter(dirty_since__isnull=False).count()
     result = {
@@ -191,6 +210,9 @@ def phase_import(args: argparse.Namespace) -> dict[str, Any]:
         "run_s": round(t2 - t1, 2),
         "total_s": round(t2 - t0, 2),
         "rows_per_s": round(job.total / (t2 - t0)),
+        "python_cpu_s": round(cpu_s, 2),
+        "db_cpu_s": round(db_cpu_s, 2),
+        "load_average": [load_before, load_average()],
         "created": job.created,
         "updated": job.updated,
         "skipped": job.skipped,
@@ -389,9 +411,11 @@ def main() -> None:
                 f"import {path.name:<20} {mode:<6} {result['rows']:>8,} rows  {result['total_s']:>6.2f} s  "
                 f"{result['rows_per_s']:>7,} rows/s  peak RSS {result['peak_rss_mb']} MB "
                 f"(created {result['created']:,}, updated {result['updated']:,}, skipped {result['skipped']:,}, "
-                f"failed {result['failed']:,}; undo {result.get('undo_s')} s)",
+                f"failed {result['failed']:,}; undo {result.get('undo_s')} s; CPU python {result['python_cpu_s']} s "
+                f"+ db {result['db_cpu_s']} s; load {result['load_average']})",
                 flush=True,
             )
+    report["load_average_after_imports"] = load_average()
     report["naive"] = child("naive", args.url, ["--file", str(utf8), "--naive-rows", str(args.naive_rows)])
     print(f"naive per-row ORM loop   {report['naive']}", flush=True)
     report["django_import_export"] = child("iie", args.url, ["--file", str(utf8), "--iie-rows", str(args.iie_rows)])
@@ -420,7 +444,8 @@ def main() -> None:
         "vs_django_import_export": round(worst / report["django_import_export"]["rows_per_s"], 1),
         "copy_over_ours": round(report["copy"]["rows_per_s"] / best, 1),
     }
-    print(f"ratios (slowest of our runs): {report['ratios']}")
+    report["load_average_end"] = load_average()
+    print(f"ratios (slowest of our runs): {report['ratios']}; load average now {report['load_average_end']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "import_bench.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
 

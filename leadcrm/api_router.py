@@ -11,12 +11,14 @@ from leads.api.merge import DuplicateListView, LeadMergeView, LeadMergeViewSet
 from leads.api.timeline import TimelineViewSet
 from leads.api.views import LeadViewSet
 from leads.api.webforms import SubmissionViewSet, WebFormSubmitView, WebFormViewSet
+from scoring.api.views import LeadScoreViewSet
 
 router = DefaultRouter()
 router.register("leads", LeadViewSet, basename="lead")
 router.register("imports", ImportViewSet, basename="import")
 router.register(r"leads/(?P<lead_id>\d+)/activities", ActivityViewSet, basename="lead-activity")
 router.register(r"leads/(?P<lead_id>\d+)/timeline", TimelineViewSet, basename="lead-timeline")
+router.register(r"leads/(?P<lead_id>\d+)/score", LeadScoreViewSet, basename="lead-score")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("forms", WebFormViewSet, basename="webform")
 router.register("submissions", SubmissionViewSet, basename="submission")

@@ -1,38 +1,127 @@
-"""Scoring service used by the event pipeline: gather a batch's facts set-based, then apply the rules."""
+"""Scoring service used by the event pipeline: load the active rule set, gather a batch's facts
+set-based, apply the rules, and record score history."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
-from django.conf import settings
-from django.db.models import Count, F, Q
+from django.db import transaction
+from django.db.models import Case, Count, F, Max, Prefetch, Q, TextField, Value, When
+from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from leads.models import Interaction, Lead
-from scoring.rules import EventBucket, LeadFacts, ScoreResult, Thresholds, score_from_facts
+from scoring import rules
+from scoring.models import GradeBand, ScoreHistory, ScoringRule, ScoringRuleSet, lead_field_names
+from scoring.rules import EventBucket, LeadFacts, RuleSet, ScoreResult, Thresholds, score_from_facts
 
-__all__ = ["LeadFacts", "ScoreResult", "interaction_counts", "lead_facts_for_batch", "score_compute", "thresholds"]
+__all__ = [
+    "LeadFacts",
+    "RuleSet",
+    "ScoreResult",
+    "Thresholds",
+    "interaction_counts",
+    "lead_facts_for_batch",
+    "lead_score_recompute",
+    "rule_set_activate",
+    "rule_set_active",
+    "rule_set_copy",
+    "score_compute",
+    "score_history_record",
+    "thresholds",
+]
 
 
-def thresholds() -> Thresholds:
-    return Thresholds(
-        half_life_days=float(settings.LEADCRM_SCORE_HALF_LIFE_DAYS),
-        hot=int(settings.LEADCRM_GRADE_HOT),
-        warm=int(settings.LEADCRM_GRADE_WARM),
+def rule_set_from_row(row: ScoringRuleSet) -> RuleSet:
+    """The pure rule set of ``row``; its ``rules`` and ``bands`` should be prefetched (active rules only)."""
+    compiled = []
+    for rule in row.rules.all():
+        condition = None
+        if rule.field and rule.operator:
+            condition = rules.Condition(rule.field, rule.operator, rule.value, rule.negate)
+        filters = tuple(
+            rules.Condition(str(f["path"]), str(f["operator"]), f.get("value"), bool(f.get("negate", False)))
+            for f in (rule.event_filters or [])
+            if isinstance(f, dict)
+        )
+        compiled.append(
+            rules.Rule(
+                key=str(rule.pk),
+                kind=rule.kind,
+                points=float(rule.points),
+                label=rule.name,
+                condition=condition,
+                event_type=rule.event_type,
+                event_filters=filters,
+                cap=rule.cap,
+                once=rule.once,
+                window_days=rule.window_days,
+                half_life_days=rule.half_life_days,
+            )
+        )
+    return RuleSet(
+        rules=tuple(compiled),
+        bands=tuple(rules.GradeBand(b.key, b.min_score, b.label) for b in row.bands.all()),
+        half_life_days=float(row.half_life_days),
+        thresholds=Thresholds(mql=row.mql_threshold, sql=row.sql_threshold),
+        version=row.version,
     )
 
 
-def lead_facts_for_batch(*, leads: Sequence[Lead], now: datetime) -> tuple[dict[int, LeadFacts], dict[int, int]]:
-    """Facts for every lead in one query: interactions counted per lead, type and day.
+def rule_set_active() -> RuleSet:
+    """The active rule set (three queries); the built-in defaults when none is active."""
+    row = (
+        ScoringRuleSet.objects.filter(is_active=True)
+        .prefetch_related(Prefetch("rules", queryset=ScoringRule.objects.filter(is_active=True)), "bands")
+        .first()
+    )
+    return rules.DEFAULT_RULE_SET if row is None else rule_set_from_row(row)
+
+
+def thresholds() -> Thresholds:
+    """The active MQL/SQL thresholds."""
+    return rule_set_active().thresholds
+
+
+def _property_columns(ruleset: RuleSet) -> dict[str, tuple[str, Any]]:
+    """One column per property path a filter reads: the text at that path, only for the event types
+    whose rules read it (so other events do not multiply the groups), else NULL."""
+    by_path: dict[str, set[str]] = defaultdict(set)
+    for type_, paths in ruleset.property_paths().items():
+        for path in paths:
+            by_path[path].add(type_)
+    columns: dict[str, tuple[str, Any]] = {}
+    for i, path in enumerate(sorted(by_path)):
+        if not rules.PROPERTY_PATH.match(path):
+            continue  # validated on save; never let a bad path into a lookup
+        expression = Case(
+            When(type__in=sorted(by_path[path]), then=KT("properties__" + path.replace(".", "__"))),
+            default=Value(None),
+            output_field=TextField(),
+        )
+        columns[f"p{i}"] = (path, expression)
+    return columns
+
+
+def lead_facts_for_batch(
+    *, leads: Sequence[Lead], now: datetime, rule_set: RuleSet | None = None
+) -> tuple[dict[int, LeadFacts], dict[int, int]]:
+    """Facts for every lead in one query: interactions counted per lead, type, day and the property
+    values the rules filter on.
 
     Also returns, per lead, how many interactions arrived since its score was last computed.
     """
+    ruleset = rule_set_active() if rule_set is None else rule_set
     ids = [lead.pk for lead in leads]
+    columns = _property_columns(ruleset)
     rows = (
         Interaction.objects.filter(lead_id__in=ids)
-        .values("lead_id", "type", day=TruncDate("occurred_at"))
+        .values("lead_id", "type", day=TruncDate("occurred_at"), **{name: expr for name, (_, expr) in columns.items()})
         .annotate(
             n=Count("id"),
             new=Count(
@@ -41,21 +130,30 @@ def lead_facts_for_batch(*, leads: Sequence[Lead], now: datetime) -> tuple[dict[
         )
         .order_by()
     )
-    today = now.date()
+    today = timezone.localdate(now)
     buckets: dict[int, list[EventBucket]] = defaultdict(list)
     new_events: dict[int, int] = defaultdict(int)
     for row in rows:
-        buckets[row["lead_id"]].append(EventBucket(row["type"], max((today - row["day"]).days, 0), row["n"]))
-        new_events[row["lead_id"]] += row["new"]
-    facts = {
-        lead.pk: LeadFacts(
-            job_title=lead.job_title,
-            company_size=lead.company_size,
-            # Sorted so that the float sum does not depend on the database's row order.
-            events=tuple(sorted(buckets.get(lead.pk, []), key=lambda b: (b.type, b.age_days))),
+        properties = tuple(
+            sorted((path, None if row[name] is None else str(row[name])) for name, (path, _) in columns.items())
         )
-        for lead in leads
-    }
+        buckets[row["lead_id"]].append(
+            EventBucket(row["type"], max((today - row["day"]).days, 0), row["n"], properties)
+        )
+        new_events[row["lead_id"]] += row["new"]
+    wanted = (ruleset.fields() | {"email"}) & set(lead_field_names())
+    facts = {}
+    for lead in leads:
+        events = tuple(buckets.get(lead.pk, ()))  # the rules order them (see rules.events_by_type)
+        inactive = max((today - timezone.localdate(lead.last_activity_at)).days, 0)
+        if events:
+            inactive = min(inactive, min(b.age_days for b in events))
+        facts[lead.pk] = LeadFacts(
+            fields={name: getattr(lead, name) for name in sorted(wanted)},
+            attributes=lead.attributes if isinstance(lead.attributes, dict) else {},
+            events=events,
+            days_inactive=inactive,
+        )
     return facts, dict(new_events)
 
 
@@ -65,11 +163,87 @@ def interaction_counts(*, lead_ids: Sequence[int]) -> dict[int, int]:
     return {row["lead_id"]: row["n"] for row in rows}
 
 
-def score_compute(*, facts: LeadFacts) -> ScoreResult:
-    return score_from_facts(facts, thresholds())
+def score_compute(*, facts: LeadFacts, rule_set: RuleSet | None = None) -> ScoreResult:
+    """The score of ``facts`` under ``rule_set`` (the active one when omitted: pass it in loops)."""
+    return score_from_facts(facts, rule_set_active() if rule_set is None else rule_set)
 
 
 def lead_score_recompute(*, lead: Lead, now: datetime) -> ScoreResult:
     """The score ``lead`` should have now, computed from all its interactions (what tests compare with)."""
-    facts, _ = lead_facts_for_batch(leads=[lead], now=now)
-    return score_compute(facts=facts[lead.pk])
+    ruleset = rule_set_active()
+    facts, _ = lead_facts_for_batch(leads=[lead], now=now, rule_set=ruleset)
+    return score_compute(facts=facts[lead.pk], rule_set=ruleset)
+
+
+def breakdown_json(result: ScoreResult) -> list[dict[str, Any]]:
+    return [{**asdict(c), "points": round(c.points, 2)} for c in result.breakdown]
+
+
+def score_history_record(*, changes: Sequence[tuple[int, ScoreResult]], at: datetime, version: int = 0) -> int:
+    """Store one history row per ``(lead_id, result)`` (callers pass only changed scores or grades)."""
+    rows = [
+        ScoreHistory(
+            lead_id=lead_id,
+            score=result.score,
+            grade=result.grade,
+            breakdown=breakdown_json(result),
+            rule_set_version=version,
+            at=at,
+        )
+        for lead_id, result in changes
+    ]
+    ScoreHistory.objects.bulk_create(rows, batch_size=500)
+    return len(rows)
+
+
+def default_rule_set_create(*, version: int = 1, activate: bool = True, using: str = "default") -> ScoringRuleSet:
+    """Store the built-in rule set as rows (what the migration's data step does; also after a flush)."""
+    defaults = rules.DEFAULT_RULE_SET
+    row = ScoringRuleSet.objects.using(using).create(
+        name="Default",
+        version=version,
+        is_active=activate,
+        half_life_days=defaults.half_life_days,
+        mql_threshold=defaults.thresholds.mql,
+        sql_threshold=defaults.thresholds.sql,
+    )
+    GradeBand.objects.using(using).bulk_create([GradeBand(rule_set=row, **b) for b in rules.default_band_rows()])
+    ScoringRule.objects.using(using).bulk_create([ScoringRule(rule_set=row, **r) for r in rules.default_rule_rows()])
+    return row
+
+
+@transaction.atomic
+def rule_set_copy(*, rule_set: ScoringRuleSet, name: str = "", created_by: Any = None) -> ScoringRuleSet:
+    """A new, inactive version with the same thresholds, bands and rules, to edit before activating it."""
+    # Two copies at the same moment would collide on the unique version: one fails, nothing is half-made.
+    version = (ScoringRuleSet.objects.aggregate(v=Max("version"))["v"] or 0) + 1
+    copy = ScoringRuleSet.objects.create(
+        name=name or rule_set.name,
+        version=version,
+        is_active=False,
+        half_life_days=rule_set.half_life_days,
+        mql_threshold=rule_set.mql_threshold,
+        sql_threshold=rule_set.sql_threshold,
+        notes=rule_set.notes,
+        created_by=created_by,
+    )
+    GradeBand.objects.bulk_create(
+        [GradeBand(rule_set=copy, key=b.key, label=b.label, min_score=b.min_score) for b in rule_set.bands.all()]
+    )
+    fields = [f.name for f in ScoringRule._meta.concrete_fields if f.name not in ("id", "rule_set")]
+    ScoringRule.objects.bulk_create(
+        [ScoringRule(rule_set=copy, **{f: getattr(r, f) for f in fields}) for r in rule_set.rules.all()]
+    )
+    return copy
+
+
+@transaction.atomic
+def rule_set_activate(*, rule_set: ScoringRuleSet) -> None:
+    """Make ``rule_set`` the one the pipeline scores with (the previous one stays as history).
+
+    Leads keep their stored scores until they are next processed; rescoring every lead on a
+    rule change is the rescore job's work (issue #5, later part).
+    """
+    ScoringRuleSet.objects.filter(is_active=True).exclude(pk=rule_set.pk).update(is_active=False)
+    ScoringRuleSet.objects.filter(pk=rule_set.pk).update(is_active=True)
+    rule_set.is_active = True

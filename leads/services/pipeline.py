@@ -167,14 +167,17 @@ def _release(pks: Sequence[int]) -> None:
             )
 
 
-def _target_stage(lead: Lead, score: int) -> str | None:
-    """The stage the score moves the lead to, or None: forward only, never out of converted/lost/SQL."""
+def _target_stage(lead: Lead, score: int, thresholds: scoring.Thresholds) -> str | None:
+    """The stage the score moves the lead to, or None: forward only, never out of converted/lost/SQL.
+
+    The thresholds are the active rule set's (data a manager edits).
+    """
     rank = AUTO_STAGE_ORDER.get(Stage(lead.stage)) if lead.stage in Stage.values else None
     if rank is None:
         return None
-    if score >= settings.LEADCRM_SCORE_SQL and rank < STAGE_RANK_TARGET[Stage.SQL]:
+    if score >= thresholds.sql and rank < STAGE_RANK_TARGET[Stage.SQL]:
         return Stage.SQL
-    if score >= settings.LEADCRM_SCORE_MQL and rank < STAGE_RANK_TARGET[Stage.MQL]:
+    if score >= thresholds.mql and rank < STAGE_RANK_TARGET[Stage.MQL]:
         return Stage.MQL
     return None
 
@@ -208,18 +211,20 @@ class _Computed:
     results: dict[int, scoring.ScoreResult]
     seen_events: dict[int, int]  # interactions the facts counted, per lead
     new_events: dict[int, int]  # of which arrived since the lead was last scored
+    rule_set: scoring.RuleSet  # loaded once per batch: its rules, grades and stage thresholds
 
 
 def _compute(leads: list[Lead], now: datetime, errors: list[str]) -> _Computed:
-    facts_by_lead, new_events = scoring.lead_facts_for_batch(leads=leads, now=now)
+    rule_set = scoring.rule_set_active()
+    facts_by_lead, new_events = scoring.lead_facts_for_batch(leads=leads, now=now, rule_set=rule_set)
     slowdown = float(getattr(settings, "LEADCRM_PIPELINE_SLOWDOWN_S", 0) or 0)
-    computed = _Computed({}, {}, new_events)
+    computed = _Computed({}, {}, new_events, rule_set)
     for lead in leads:
         if slowdown:
             time.sleep(slowdown)  # test-only: widens the window in which a worker can be killed mid-batch
         facts = facts_by_lead[lead.pk]
         try:
-            computed.results[lead.pk] = scoring.score_compute(facts=facts)
+            computed.results[lead.pk] = scoring.score_compute(facts=facts, rule_set=rule_set)
         except Exception as exc:  # one bad lead must not fail the batch
             errors.append(f"lead {lead.pk}: {exc!r}")
             logger.exception("pipeline: scoring lead %s failed", lead.pk)
@@ -250,11 +255,15 @@ def _process(candidates: list[Lead], run: PipelineRun) -> None:
         ]
         scored: list[tuple[Lead, scoring.ScoreResult, int, str]] = []
         stage_changes: list[LeadStageChange] = []
+        history: list[tuple[int, scoring.ScoreResult]] = []  # leads whose score or grade changed
+        thresholds = computed.rule_set.thresholds
         for lead in current:
             result = results[lead.pk]
             previous_score, previous_stage = lead.score, lead.stage
+            if (result.score, result.grade) != (lead.score, lead.grade):
+                history.append((lead.pk, result))
             lead.score, lead.grade, lead.score_updated_at, lead.updated_at = result.score, result.grade, now, now
-            target = _target_stage(lead, result.score)
+            target = _target_stage(lead, result.score, thresholds)
             if target is not None:
                 lead.stage = target
                 # Passing straight to SQL also passes MQL: both stamps, first time only.
@@ -262,7 +271,7 @@ def _process(candidates: list[Lead], run: PipelineRun) -> None:
                     lead.mql_at = now
                 if target == Stage.SQL and lead.sql_at is None:
                     lead.sql_at = now
-                threshold = settings.LEADCRM_SCORE_SQL if target == Stage.SQL else settings.LEADCRM_SCORE_MQL
+                threshold = thresholds.sql if target == Stage.SQL else thresholds.mql
                 stage_changes.append(
                     LeadStageChange(
                         lead=lead,
@@ -277,6 +286,8 @@ def _process(candidates: list[Lead], run: PipelineRun) -> None:
             # Scores written and flags cleared in one statement; a hook failure below re-marks its lead.
             _write_scores([lead for lead, *_ in scored], now)
             LeadStageChange.objects.bulk_create(stage_changes)
+            if history:
+                scoring.score_history_record(changes=history, at=now, version=computed.rule_set.version)
         for lead, result, previous_score, previous_stage in scored if hooks else ():
             try:
                 with transaction.atomic():
