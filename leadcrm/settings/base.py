@@ -221,12 +221,6 @@ LEADCRM_PIPELINE_TIME_BUDGET = env.float("LEADCRM_PIPELINE_TIME_BUDGET", default
 LEADCRM_DIRTY_SWEEP_AFTER = env.int("LEADCRM_DIRTY_SWEEP_AFTER", default=30)
 # Test-only: seconds of sleep per lead in a batch, so a test can kill a worker mid-batch.
 LEADCRM_PIPELINE_SLOWDOWN_S = env.float("LEADCRM_PIPELINE_SLOWDOWN_S", default=0.0)
-# Placeholder scoring (until issue #5): thresholds and decay.
-LEADCRM_SCORE_MQL = env.int("LEADCRM_SCORE_MQL", default=50)
-LEADCRM_SCORE_SQL = env.int("LEADCRM_SCORE_SQL", default=80)
-LEADCRM_GRADE_HOT = env.int("LEADCRM_GRADE_HOT", default=80)
-LEADCRM_GRADE_WARM = env.int("LEADCRM_GRADE_WARM", default=50)
-LEADCRM_SCORE_HALF_LIFE_DAYS = env.float("LEADCRM_SCORE_HALF_LIFE_DAYS", default=30.0)
 # Events API limits.
 LEADCRM_EVENTS_MAX_BATCH = env.int("LEADCRM_EVENTS_MAX_BATCH", default=1000)
 LEADCRM_EVENTS_MAX_PROPERTIES_BYTES = env.int("LEADCRM_EVENTS_MAX_PROPERTIES_BYTES", default=16 * 1024)
