@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
+import redis
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,15 +28,27 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from leads import selectors, services
 from leads.models import Campaign, FormSubmission, SubmissionStatus, WebForm
-from leads.services.webforms import field_mapping_errors
+from leads.services.webforms import (
+    FORMS_VERSION_KEY,
+    LiveForm,
+    field_mapping_errors,
+    webform_live,
+    webform_live_confirm,
+    webforms_version,
+)
 from users.models import User
 
+logger = logging.getLogger(__name__)
+
 SUBMIT_PATH_RE = re.compile(r"^/api/v1/forms/(?P<slug>[-\w]+)/submit/$")
+# Above this multiple of its per-client rate a form as a whole quarantines submissions instead of refusing
+# them: many clients at once may be a campaign launch, and a marketer decides.
+FORM_CEILING_FACTOR = 10
 
 
 class ModelPermissionsWithView(permissions.DjangoModelPermissions):
@@ -158,34 +179,165 @@ def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", ""))
 
 
-class FormSubmitIpThrottle(SimpleRateThrottle):
-    """Per client IP, across all forms (rate ``form_submit`` in DEFAULT_THROTTLE_RATES)."""
+# --- Throttles: one round trip to the cache per submission --------------------------------------------
+# Each limit is a sliding-window estimate from two fixed windows: the previous window's count weighted by how
+# much of it still lies within the last ``duration`` seconds, plus the current window's count. A Lua script
+# checks all of a request's limits, counts the request only if no hard limit refuses it (a refused retry
+# does not push the client further back), and reads the shared forms version, atomically.
+_SUBMIT_SCRIPT = """
+local n = (#KEYS - 1) / 2
+local hard = tonumber(ARGV[1])
+local out = {0}
+local deny = 0
+for i = 1, n do
+  local cur = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+  local prev = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  out[2 * i] = cur
+  out[2 * i + 1] = prev
+  if i <= hard and prev * tonumber(ARGV[3 * i - 1]) + cur + 1 > tonumber(ARGV[3 * i]) then deny = 1 end
+end
+if deny == 0 then
+  for i = 1, n do
+    redis.call('INCR', KEYS[2 * i - 1])
+    redis.call('EXPIRE', KEYS[2 * i - 1], ARGV[3 * i + 1])
+  end
+end
+out[1] = deny
+out[2 * n + 2] = redis.call('GET', KEYS[#KEYS])
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str  # the counter, e.g. "ip:203.0.113.9"
+    limit: int
+    duration: int  # seconds
+
+
+@dataclass(frozen=True)
+class Verdict:
+    refused: bool  # a hard limit refuses this request
+    wait: float  # seconds until a refused client may try again
+    soft_over: bool  # a soft limit is exceeded (the request is let in, for quarantine)
+    forms_version: Any
+
+
+def _parse_rate(rate: str) -> Limit:
+    """DRF's rate syntax ("30/min", "1000/hour")."""
+    count, _slash, period = rate.partition("/")
+    return Limit("", int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]])
+
+
+_redis_local = threading.local()
+
+
+def _redis_script() -> Any | None:
+    """The counting script on a Redis client kept for the process (one per thread), or None without Redis.
+
+    Django's RedisCache builds a client object for every operation; a throttle check must not.
+    """
+    default = settings.CACHES["default"]
+    if not default["BACKEND"].endswith("RedisCache"):
+        return None
+    location = default["LOCATION"]
+    url = location[0] if isinstance(location, list | tuple) else str(location).split(",")[0]
+    scripts = _redis_local.__dict__.setdefault("scripts", {})
+    if url not in scripts:
+        scripts[url] = redis.Redis.from_url(url).register_script(_SUBMIT_SCRIPT)
+    return scripts[url]
+
+
+def _windows(limit: Limit, now: float) -> tuple[str, str, float]:
+    """The current and previous window keys of a limit and the weight of the previous window now."""
+    index = int(now // limit.duration)
+    elapsed = now - index * limit.duration
+    base = cache.make_key(f"form-submit:{limit.name}:{limit.duration}")
+    return f"{base}:{index}", f"{base}:{index - 1}", 1 - elapsed / limit.duration
+
+
+def _wait(limit: Limit, current: int, previous: int, now: float) -> float:
+    """Seconds until one more request fits under ``limit`` (counts as seen before this request)."""
+    elapsed = now % limit.duration
+    if current + 1 <= limit.limit:  # fits in this window once enough of the previous one has slid out
+        return limit.duration * (1 - (limit.limit - current - 1) / previous) - elapsed if previous else 0.0
+    fits_next = limit.duration * (1 - (limit.limit - 1) / current) if current else 0.0
+    return limit.duration - elapsed + max(0.0, fits_next)
+
+
+def submit_limits_check(hard: Sequence[Limit], soft: Sequence[Limit] = ()) -> Verdict:
+    """Check and count one request: a ``hard`` limit refuses it, a ``soft`` one only reports.
+
+    One Redis round trip (or a few local-cache calls without Redis). Fails open when Redis is down: the
+    throttles guard against spam, and PostgreSQL, not Redis, decides whether a lead is kept.
+    """
+    limits = [*hard, *soft]
+    now = time.time()
+    keys: list[str] = []
+    weights: list[float] = []
+    args: list[Any] = [len(hard)]
+    for limit in limits:
+        current_key, previous_key, weight = _windows(limit, now)
+        keys += [current_key, previous_key]
+        weights.append(weight)
+        args += [weight, limit.limit, 2 * limit.duration]
+    script = _redis_script()
+    if script is not None:
+        try:
+            reply = script(keys=[*keys, cache.make_key(FORMS_VERSION_KEY)], args=args)
+        except redis.RedisError as exc:
+            logger.warning("form throttles unavailable (%s); submission let through", exc)
+            return Verdict(refused=False, wait=0.0, soft_over=False, forms_version=None)
+        counts = [int(c) for c in reply[1 : 1 + len(keys)]]
+        version = reply[1 + len(keys)] if len(reply) > 1 + len(keys) else None
+    else:
+        found = cache.get_many(keys)
+        counts = [int(found.get(k, 0)) for k in keys]
+        version = webforms_version()
+    over = [counts[2 * n + 1] * weights[n] + counts[2 * n] + 1 > limit.limit for n, limit in enumerate(limits)]
+    refused = any(over[: len(hard)])
+    if script is None and not refused:
+        for n, limit in enumerate(limits):
+            cache.add(keys[2 * n], 0, timeout=2 * limit.duration)
+            cache.incr(keys[2 * n])
+    wait = 0.0
+    if refused:
+        wait = max(_wait(limit, counts[2 * n], counts[2 * n + 1], now) for n, limit in enumerate(hard) if over[n])
+    return Verdict(refused=refused, wait=wait, soft_over=any(over[len(hard) :]), forms_version=version)
+
+
+class FormSubmitThrottle(BaseThrottle):
+    """The submit endpoint's spam throttles, checked in one round trip.
+
+    Per client IP across all forms (rate ``form_submit`` in DEFAULT_THROTTLE_RATES) and per form and
+    client IP (the form's ``rate_limit_per_minute``) answer 429 with Retry-After. Per form across all
+    clients (``FORM_CEILING_FACTOR`` × that rate) quarantines instead, so one client cannot exhaust a
+    form for everyone and a burst of real visitors is kept for review, not dropped.
+    """
 
     scope = "form_submit"
-
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
-
-
-class FormSubmitFormThrottle(SimpleRateThrottle):
-    """Per form, at the form's own ``rate_limit_per_minute``."""
-
-    scope = "form_submit_form"
-
-    def __init__(self) -> None:  # the rate comes from the form, not from settings
-        pass
+    THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        form = view.webform()
-        if form is None:
-            return True
-        self.rate = f"{form.rate_limit_per_minute}/min"
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        self.form_id = form.pk
-        return super().allow_request(request, view)
+        slug, ip = view.kwargs["slug"], client_ip(request)
+        live, _version = webform_live(slug=slug)
+        hard, soft = [], []
+        rate = self.THROTTLE_RATES.get(self.scope)
+        if rate:
+            per_ip = _parse_rate(str(rate))
+            hard.append(Limit(f"ip:{ip}", per_ip.limit, per_ip.duration))
+        if live is not None and live.form.is_active:
+            per_minute = live.form.rate_limit_per_minute
+            hard.append(Limit(f"form:{slug}:ip:{ip}", per_minute, 60))
+            soft.append(Limit(f"form:{slug}", per_minute * FORM_CEILING_FACTOR, 60))
+        verdict = submit_limits_check(hard, soft)
+        view.live_form = webform_live_confirm(slug=slug, version=verdict.forms_version)
+        view.over_form_ceiling = verdict.soft_over
+        self._wait = verdict.wait
+        return not verdict.refused
 
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.form_id}
+    def wait(self) -> float | None:
+        return max(1, math.ceil(self._wait))
 
 
 def wants_html(request: HttpRequest) -> bool:
@@ -206,13 +358,16 @@ class WebFormSubmitView(APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [FormSubmitIpThrottle, FormSubmitFormThrottle]
+    throttle_classes = [FormSubmitThrottle]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    # Set by FormSubmitThrottle, which reads the form (cached per process) to know its limits.
+    live_form: LiveForm | None
+    over_form_ceiling = False
 
-    def webform(self) -> WebForm | None:
-        if not hasattr(self, "_webform"):
-            self._webform = selectors.webform_get_by_slug(slug=self.kwargs["slug"])
-        return self._webform
+    def webform(self) -> LiveForm | None:
+        if not hasattr(self, "live_form"):
+            self.live_form = webform_live_confirm(slug=self.kwargs["slug"], version=webforms_version())
+        return self.live_form
 
     def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]  # an HTML page for <form> posts
         if isinstance(exc, Throttled) and wants_html(self.request):
@@ -229,9 +384,10 @@ class WebFormSubmitView(APIView):
 
     @extend_schema(request=None, responses={201: None, 200: None, 400: None, 429: None})
     def post(self, request: Request, slug: str) -> HttpResponse:
-        form = self.webform()
-        if form is None or not form.is_active:
+        live = self.webform()
+        if live is None or not live.form.is_active:
             raise NotFound(_("No such form."))
+        form = live.form
         if not isinstance(request.data, dict):
             raise serializers.ValidationError({"non_field_errors": [_("Send a JSON object or form fields.")]})
         data = request.data.dict() if hasattr(request.data, "dict") else request.data
@@ -244,6 +400,8 @@ class WebFormSubmitView(APIView):
                 user_agent=request.headers.get("User-Agent", ""),
                 referrer=request.headers.get("Referer", ""),
                 idempotency_key=request.headers.get("Idempotency-Key"),
+                tag_ids=live.tag_ids,
+                over_form_ceiling=self.over_form_ceiling,
             )
         except ValidationError as exc:
             detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -274,4 +432,7 @@ def cors_allow_form_origin(sender: Any, request: HttpRequest, **kwargs: Any) -> 
     origin = request.headers.get("Origin")
     if match is None or not origin:
         return False
-    return selectors.webform_origin_allowed(slug=match["slug"], origin=origin)
+    live, _version = webform_live(slug=match["slug"])  # browsers cache a preflight longer than we cache forms
+    if live is None or not live.form.is_active:
+        return False
+    return origin.rstrip("/") in {str(o).rstrip("/") for o in live.form.allowed_origins or []}

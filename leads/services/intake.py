@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import Case, IntegerField, Q, Value, When
-from django.utils.translation import gettext as _
+from django.db import connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from leads.models import Lead, Stage
 from leads.services.leads import (
     CLEAN_EXCLUDE,
     EDITABLE_FIELDS,
+    NewInteraction,
+    _interactions_insert,
+    _lead_insert,
     _normalized,
-    _tags_for,
-    interaction_record,
-    lead_create,
-    lead_update,
+    _tags_add,
+    tag_ids_get_or_create,
 )
 from users.models import User
 
@@ -50,26 +51,60 @@ def _lock_identity(*, email: str, phone: str) -> None:
     if connection.vendor != "postgresql":
         return
     keys = sorted(key for key in (f"email:{email}" if email else "", f"phone:{phone}" if phone else "") if key)
+    if not keys:
+        return
+    # Both locks in one statement (one round trip); the match runs after it, so it sees what was committed
+    # while we waited.
+    locks = ", ".join(["pg_advisory_xact_lock(hashtextextended(%s, 0))"] * len(keys))
     with connection.cursor() as cursor:
-        for key in keys:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+        cursor.execute(f"SELECT {locks}", keys)
+
+
+@functools.lru_cache(maxsize=32)
+def _lead_converters(db: BaseDatabaseWrapper) -> tuple[tuple[int, Any, tuple[Any, ...]], ...]:
+    """Per connection: the converters the ORM would apply to each concrete column of a Lead row."""
+    plan = []
+    for i, model_field in enumerate(Lead._meta.concrete_fields):
+        col = model_field.get_col(Lead._meta.db_table)
+        converters = (*db.ops.get_db_converters(col), *col.get_db_converters(db))
+        if converters:
+            plan.append((i, col, converters))
+    return tuple(plan)
+
+
+def _lead_from_row(row: Sequence[Any]) -> Lead:
+    """A Lead from a raw row of all its concrete columns, converted as the ORM converts them."""
+    db = connections[connection.alias]
+    values = list(row)
+    for i, col, converters in _lead_converters(db):
+        for convert in converters:
+            values[i] = convert(values[i], col, db)
+    return Lead.from_db(connection.alias, [f.attname for f in Lead._meta.concrete_fields], values)
 
 
 def _match(*, email: str, phone: str, lock: bool) -> Lead | None:
     # One query for both keys (PostgreSQL ORs the two indexes); an e-mail match ranks before a phone match.
-    condition = (Q(email=email) if email else Q()) | (Q(phone=phone) if phone else Q())
+    # Plain SQL: on the intake path the ORM's compilation of this query cost more CPU than the query itself.
     if not email and not phone:
         return None
-    candidates = Lead.objects.filter(condition, merged_into__isnull=True)
-    if email:
-        candidates = candidates.annotate(
-            email_rank=Case(When(email=email, then=Value(0)), default=Value(1), output_field=IntegerField())
-        ).order_by("email_rank", "created_at", "id")
-    else:
-        candidates = candidates.order_by("created_at", "id")
-    if lock:
-        candidates = candidates.select_for_update(of=("self",))
-    return candidates.first()
+    quote = connection.ops.quote_name
+    conditions, params = [], []
+    for column, value in (("email", email), ("phone", phone)):
+        if value:
+            conditions.append(f"{quote(column)} = %s")
+            params.append(value)
+    rank = f"CASE WHEN {quote('email')} = %s THEN 0 ELSE 1 END, " if email else ""
+    sql = (
+        f"SELECT {', '.join(quote(f.column) for f in Lead._meta.concrete_fields)} FROM {quote(Lead._meta.db_table)}"
+        f" WHERE ({' OR '.join(conditions)}) AND {quote('merged_into_id')} IS NULL"
+        f" ORDER BY {rank}{quote('created_at')}, {quote('id')} LIMIT 1"
+    )
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, email] if email else params)
+        row = cursor.fetchone()
+    return _lead_from_row(row) if row is not None else None
 
 
 def lead_find_match(*, email: str, phone: str) -> Lead | None:
@@ -87,6 +122,99 @@ def _validate_values(data: dict[str, Any]) -> None:
     if not probe.name:
         probe.name = "-"  # required only for a new lead; checked there
     probe.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+
+
+@dataclass
+class Upsert:
+    """A matched or created lead whose timeline events and field fills are not written yet (see ``_upsert_write``)."""
+
+    lead: Lead
+    created: bool
+    fills: dict[str, Any] = field(default_factory=dict)
+    conflicts: list[NewInteraction] = field(default_factory=list)
+
+
+def _upsert_match_or_insert(
+    *,
+    data: dict[str, Any],
+    source_label: str,
+    created_by: User | None,
+    tag_ids: Sequence[int],
+    stage: str = Stage.NEW,
+    fallback_name: str = "",
+    mark_dirty: bool = False,
+) -> Upsert:
+    """Lock the person, then insert a new lead or work out what a match gains; runs in the caller's transaction.
+
+    ``data`` is normalized. A new lead is validated once (by its ``full_clean``) and written with its tags;
+    a matched lead gets its tags now and its fills and conflicts from ``_upsert_write``. ``mark_dirty``:
+    the caller records an interaction on the lead in this transaction.
+    """
+    email, phone = data.get("email", ""), data.get("phone", "")
+    _lock_identity(email=email, phone=phone)
+    lead = _match(email=email, phone=phone, lock=True)
+    if lead is None:
+        if not data.get("name") and fallback_name:
+            data = {**data, "name": fallback_name}
+        lead = _lead_insert(data=data, created_by=created_by, tag_ids=tag_ids, stage=stage, mark_dirty=mark_dirty)
+        return Upsert(lead=lead, created=True)
+
+    _validate_values(data)
+    upsert = Upsert(lead=lead, created=False)
+    for name, received in data.items():
+        if name in NEVER_FILLED or _is_empty(received):
+            continue
+        kept = getattr(lead, name)
+        if name == "attributes":
+            added = {k: v for k, v in received.items() if k not in kept}
+            upsert.conflicts += [
+                _conflict(f"attr:{k}", kept[k], v, source_label)
+                for k, v in received.items()
+                if k in kept and kept[k] != v
+            ]
+            if added:
+                upsert.fills["attributes"] = {**kept, **added}
+        elif name == "interests":
+            new = [item for item in received if item not in kept]
+            if new:
+                upsert.fills["interests"] = [*kept, *new]
+        elif name == "do_not_contact":
+            if received and not kept:
+                upsert.fills[name] = True  # an opt-out always wins
+        elif name == "source":
+            if kept == "other" and received != "other":
+                upsert.fills[name] = received
+        elif _is_empty(kept):
+            upsert.fills[name] = received
+        elif _plain(kept) != _plain(received) and name not in FIRST_TOUCH:
+            upsert.conflicts.append(_conflict(name, _plain(kept), _plain(received), source_label))
+    _tags_add(lead, tag_ids)
+    return upsert
+
+
+def _conflict(field_name: str, kept: Any, received: Any, source_label: str) -> NewInteraction:
+    return NewInteraction(
+        type=FIELD_CONFLICT,
+        properties={"field": field_name, "kept": kept, "received": received, "source": source_label},
+    )
+
+
+def _upsert_write(upsert: Upsert, *, created_by: User | None, events: Sequence[NewInteraction] = ()) -> None:
+    """Write a matched lead's fills and the conflicts plus ``events`` (one INSERT, one UPDATE of the lead)."""
+    lead = upsert.lead
+    for name, value in upsert.fills.items():
+        setattr(lead, name, value)
+    timeline = [*upsert.conflicts, *events]
+    if timeline:
+        _interactions_insert(
+            lead=lead,
+            events=timeline,
+            created_by=created_by,
+            lead_changed=list(upsert.fills),
+            lead_marked=upsert.created,
+        )
+    elif upsert.fills:
+        lead.save(update_fields=[*upsert.fills, "updated_at"])
 
 
 @transaction.atomic
@@ -110,51 +238,13 @@ def lead_upsert(
     if unknown:
         raise TypeError(f"lead_upsert() got unexpected fields: {sorted(unknown)}")
     data = _normalized(fields)
-    _validate_values(data)
-    email, phone = data.get("email", ""), data.get("phone", "")
-    _lock_identity(email=email, phone=phone)
-    lead = _match(email=email, phone=phone, lock=True)
-    if lead is None:
-        if not data.get("name") and fallback_name:
-            data["name"] = fallback_name
-        if not data.get("name"):
-            raise ValidationError({"name": [_("This field is required.")]})
-        return lead_create(created_by=created_by, tags=tags, stage=stage, **data), True
-
-    fills: dict[str, Any] = {}
-    conflicts: list[tuple[str, Any, Any]] = []
-    for name, received in data.items():
-        if name in NEVER_FILLED or _is_empty(received):
-            continue
-        kept = getattr(lead, name)
-        if name == "attributes":
-            added = {k: v for k, v in received.items() if k not in kept}
-            conflicts += [(f"attr:{k}", kept[k], v) for k, v in received.items() if k in kept and kept[k] != v]
-            if added:
-                fills["attributes"] = {**kept, **added}
-        elif name == "interests":
-            new = [item for item in received if item not in kept]
-            if new:
-                fills["interests"] = [*kept, *new]
-        elif name == "do_not_contact":
-            if received and not kept:
-                fills[name] = True  # an opt-out always wins
-        elif name == "source":
-            if kept == "other" and received != "other":
-                fills[name] = received
-        elif _is_empty(kept):
-            fills[name] = received
-        elif _plain(kept) != _plain(received) and name not in FIRST_TOUCH:
-            conflicts.append((name, _plain(kept), _plain(received)))
-    if fills:
-        lead_update(lead=lead, changed_by=created_by, **fills)
-    if tags:
-        lead.tags.add(*_tags_for(tags))
-    for field, kept_value, received_value in conflicts:
-        interaction_record(
-            lead=lead,
-            type=FIELD_CONFLICT,
-            properties={"field": field, "kept": kept_value, "received": received_value, "source": source_label},
-            created_by=created_by,
-        )
-    return lead, False
+    upsert = _upsert_match_or_insert(
+        data=data,
+        source_label=source_label,
+        created_by=created_by,
+        tag_ids=tag_ids_get_or_create(tags),
+        stage=stage,
+        fallback_name=fallback_name,
+    )
+    _upsert_write(upsert, created_by=created_by)
+    return upsert.lead, upsert.created

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from leads.models import FormSubmission, Lead, SubmissionStatus, WebForm
+from leads.models import FormSubmission, Lead, SubmissionStatus, Tag, WebForm
 from leads.services.events import visitor_link
-from leads.services.intake import lead_upsert
-from leads.services.leads import interaction_record
+from leads.services.intake import Upsert, _upsert_match_or_insert, _upsert_write
+from leads.services.leads import NewInteraction, _insert_instance, _normalized, tag_ids_get_or_create
 from users.models import User
 
 # Lead fields a form field may fill; anything else goes to a custom attribute ("attr:<key>").
@@ -46,6 +50,12 @@ DISPOSABLE_DOMAINS = frozenset(
     }
 )  # fmt: skip
 FORM_SUBMIT = "form_submit"
+# A spam reason: the form as a whole is over its ceiling (many clients at once); kept for review, not dropped.
+FORM_CEILING_REASON = "form ceiling"
+# The public endpoint reads forms from a per-process cache for this long at most; a change to any form
+# (or tag) empties it at once in this process and, through the shared version below, in every other one.
+FORM_CACHE_SECONDS = 10.0
+FORMS_VERSION_KEY = "leadcrm-webforms-version"
 WEBFORM_FIELDS = frozenset(
     {
         "name", "slug", "field_mapping", "default_source", "default_campaign", "default_tags",
@@ -200,6 +210,97 @@ def _utm(flat: Mapping[str, str], page_url: str) -> dict[str, str]:
     return utm
 
 
+# --- The forms the public endpoint serves (per-process cache) -------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveForm:
+    """A form as the submit endpoint uses it: the row and the ids of its default tags (resolved once)."""
+
+    form: WebForm
+    tag_ids: tuple[int, ...]
+
+
+@dataclass
+class _Cached:
+    entry: LiveForm | None  # None: no such form
+    expires: float
+    version: Any  # the shared version it was confirmed against; _UNCONFIRMED until the first check
+
+
+_UNCONFIRMED = object()
+_live_forms: dict[str, _Cached] = {}
+_live_forms_lock = threading.Lock()
+
+
+def _live_load(slug: str) -> LiveForm | None:
+    form = WebForm.objects.select_related("default_campaign").filter(slug=slug).first()
+    if form is None:
+        return None
+    return LiveForm(form=form, tag_ids=tuple(tag_ids_get_or_create(form.default_tags or ())))
+
+
+def _caching() -> bool:
+    # Inside a transaction we may be looking at uncommitted rows (a test, an admin action): read them
+    # directly and cache nothing that a rollback could take back.
+    return not connection.in_atomic_block
+
+
+def webform_live(*, slug: str) -> tuple[LiveForm | None, Any]:
+    """The form behind a public URL and the shared forms version it was last confirmed against.
+
+    From the per-process cache while it is younger than ``FORM_CACHE_SECONDS``; the caller confirms
+    it with ``webform_live_confirm`` once it has read the shared version (the throttle reads it in the
+    same Redis round trip). Loading a form resolves its default tags, creating missing ones.
+    """
+    if not _caching():
+        return _live_load(slug), _UNCONFIRMED
+    now = time.monotonic()
+    cached = _live_forms.get(slug)
+    if cached is None or cached.expires <= now:
+        cached = _Cached(entry=_live_load(slug), expires=now + FORM_CACHE_SECONDS, version=_UNCONFIRMED)
+        with _live_forms_lock:
+            _live_forms[slug] = cached
+    return cached.entry, cached.version
+
+
+def webform_live_confirm(*, slug: str, version: Any) -> LiveForm | None:
+    """The cached form if it was loaded under ``version`` (the current shared one), else a fresh load."""
+    cached = _live_forms.get(slug) if _caching() else None
+    if cached is None:
+        return webform_live(slug=slug)[0]
+    if cached.version is _UNCONFIRMED:
+        cached.version = version
+    elif cached.version != version:
+        cached = _Cached(entry=_live_load(slug), expires=time.monotonic() + FORM_CACHE_SECONDS, version=version)
+        with _live_forms_lock:
+            _live_forms[slug] = cached
+    return cached.entry
+
+
+def webforms_version() -> Any:
+    """The shared forms version (changes whenever a form or a tag changes); None before the first change."""
+    return cache.get(FORMS_VERSION_KEY)
+
+
+def _forms_changed(**kwargs: Any) -> None:
+    """A form or tag changed: forget cached forms here now, and everywhere else once the change is committed."""
+    with _live_forms_lock:
+        _live_forms.clear()
+    transaction.on_commit(_forms_version_bump)
+
+
+def _forms_version_bump() -> None:
+    with _live_forms_lock:
+        _live_forms.clear()
+    cache.set(FORMS_VERSION_KEY, time.time_ns(), timeout=None)
+
+
+for _signal in (post_save, post_delete):
+    for _model in (WebForm, Tag):
+        _signal.connect(_forms_changed, sender=_model, dispatch_uid=f"webform-cache-{_signal}-{_model.__name__}")
+
+
 # --- Writes ------------------------------------------------------------------------------------
 
 
@@ -254,10 +355,20 @@ def _errors_as_form_fields(exc: ValidationError, mapped: MappedSubmission) -> Va
     return ValidationError(renamed)
 
 
-def _accept(
-    *, form: WebForm, submission: FormSubmission, flat: Mapping[str, str], by: User | None
-) -> tuple[Lead, bool]:
-    """Create or match the lead of a submission and put the submission on its timeline."""
+@dataclass
+class _Acceptance:
+    """A submission's lead, matched or inserted, and what its ``form_submit`` event will say."""
+
+    upsert: Upsert
+    page_url: str
+    referrer: str
+    utm: dict[str, str]
+
+
+def _accept_lead(
+    *, form: WebForm, submission: FormSubmission, flat: Mapping[str, str], by: User | None, tag_ids: Sequence[int]
+) -> _Acceptance:
+    """Create or match the lead of a submission; its timeline is written by ``_accept_record``."""
     mapped = _map(form, flat)
     email_key = next((k for k, target in (form.field_mapping or {}).items() if target == "email"), "email")
     if not mapped.lead_fields.get("email") and not mapped.lead_fields.get("phone"):
@@ -272,42 +383,49 @@ def _accept(
     # A name is required for a new lead; a form that asks only for an e-mail names the lead after it.
     fields.setdefault("name", "")
     try:
-        lead, created = lead_upsert(
+        upsert = _upsert_match_or_insert(
+            data=_normalized(fields),
             source_label=f"form:{form.slug}",
             created_by=by,
-            tags=form.default_tags or (),
+            tag_ids=tag_ids,
             fallback_name=mapped.lead_fields.get("email") or mapped.lead_fields.get("phone") or "",
-            **fields,
+            mark_dirty=True,  # the form_submit event follows in this transaction
         )
     except ValidationError as exc:
         raise _errors_as_form_fields(exc, mapped) from None
-    interaction_record(
-        lead=lead,
+    referrer = (flat.get(REFERRER_FIELD) or submission.referrer)[:1000]
+    return _Acceptance(upsert=upsert, page_url=page_url, referrer=referrer, utm=utm)
+
+
+def _accept_record(
+    acceptance: _Acceptance, *, form: WebForm, submission: FormSubmission, flat: Mapping[str, str], by: User | None
+) -> None:
+    """Write the lead's fills and conflicts and the ``form_submit`` event (the submission is saved by now)."""
+    event = NewInteraction(
         type=FORM_SUBMIT,
         occurred_at=submission.received_at,
         properties={
             "form": form.slug,
             "form_name": form.name,
             "submission": submission.pk,
-            "page_url": page_url[:1000],
-            "referrer": (flat.get(REFERRER_FIELD) or submission.referrer)[:1000],
-            **utm,
+            "page_url": acceptance.page_url[:1000],
+            "referrer": acceptance.referrer,
+            **acceptance.utm,
         },
         # No external_id: a guessable global id could be claimed first through the events API, making
         # this insert fail; the submission (in properties) already identifies the row.
-        external_id=None,
-        created_by=by,
     )
+    _upsert_write(acceptance.upsert, created_by=by, events=[event])
     visitor_id = flat.get(VISITOR_FIELD, "").strip()[:100]
     if visitor_id:
-        visitor_link(visitor_id=visitor_id, lead=lead)
-    return lead, created
+        visitor_link(visitor_id=visitor_id, lead=acceptance.upsert.lead)
 
 
 def _replay(submission: FormSubmission) -> SubmissionOutcome:
     return SubmissionOutcome(
         status_code=submission.response_status or 200,
-        body=dict(submission.response_body or {}),
+        # The stored answer leaves out the submission's own id (it is the row's id).
+        body={"submission_id": submission.pk, **(submission.response_body or {})},
         submission=submission,
         replayed=True,
         quarantined=submission.status == SubmissionStatus.QUARANTINED,
@@ -323,12 +441,16 @@ def webform_submit(
     referrer: str = "",
     idempotency_key: str | None = None,
     now: datetime | None = None,
+    tag_ids: Sequence[int] | None = None,
+    over_form_ceiling: bool = False,
 ) -> SubmissionOutcome:
     """Take one public submission: 201 new lead, 200 matched lead, 201-looking answer for quarantined spam.
 
     Raises ValidationError keyed by the *form's* field names; nothing is written then. The same
     ``idempotency_key`` (per form) replays the first answer and writes nothing, also when two requests
     with the key race: the partial unique constraint lets one in, the other replays its answer.
+    ``tag_ids``: the form's default tags, already resolved (``webform_live``). ``over_form_ceiling``: the
+    form as a whole receives more than its ceiling, so the submission waits in the quarantine.
     """
     key = (idempotency_key or "").strip()[:200] or None
     if key is not None:
@@ -347,6 +469,8 @@ def webform_submit(
         email=str(mapped.lead_fields.get("email", "")),
         now=now,
     )
+    if over_form_ceiling:
+        reasons.append(FORM_CEILING_REASON)
     submission = FormSubmission(
         form=form,
         received_at=now,
@@ -359,27 +483,35 @@ def webform_submit(
         idempotency_key=key,
     )
     with transaction.atomic():
-        if key is None:
-            submission.save()  # nothing to collide with: no savepoint needed
-        else:
+        if key is not None:
+            # Claim the key first, so that a racing retry waits for us and then replays our answer.
             try:
                 with transaction.atomic():
                     submission.save()
             except IntegrityError:
                 # Another request with this key committed first (PostgreSQL made us wait for it): replay its answer.
                 return _replay(FormSubmission.objects.get(form=form, idempotency_key=key))
+        acceptance = None
         if reasons:
             # Looks like success to a bot; a marketer reviews it in the quarantine.
-            body: dict[str, Any] = {"submission_id": submission.pk, "lead_id": None, "created": True}
-            status_code = 201
+            status_code, created = 201, True
         else:
-            lead, created = _accept(form=form, submission=submission, flat=flat, by=None)
-            submission.lead = lead
-            body = {"submission_id": submission.pk, "lead_id": lead.pk, "created": created}
+            if tag_ids is None:
+                tag_ids = tag_ids_get_or_create(form.default_tags or ())
+            acceptance = _accept_lead(form=form, submission=submission, flat=flat, by=None, tag_ids=tag_ids)
+            submission.lead = acceptance.upsert.lead
+            created = acceptance.upsert.created
             status_code = 201 if created else 200
+        # Stored without its own id, so that a submission without a key is written in one INSERT.
         submission.response_status = status_code
-        submission.response_body = body
-        submission.save(update_fields=["lead", "response_status", "response_body"])
+        submission.response_body = {"lead_id": submission.lead_id, "created": created}
+        if submission.pk is None:
+            _insert_instance(submission)
+        else:
+            submission.save(update_fields=["lead", "response_status", "response_body"])
+        if acceptance is not None:
+            _accept_record(acceptance, form=form, submission=submission, flat=flat, by=None)
+    body = {"submission_id": submission.pk, **submission.response_body}
     return SubmissionOutcome(status_code, body, submission, quarantined=bool(reasons))
 
 
@@ -389,12 +521,15 @@ def submission_release(*, submission: FormSubmission, by: User) -> Lead:
     locked = FormSubmission.objects.select_for_update().select_related("form").get(pk=submission.pk)
     if locked.status != SubmissionStatus.QUARANTINED:
         raise ValidationError({"status": [_("Only a quarantined submission can be released.")]})
-    lead, _created = _accept(form=locked.form, submission=locked, flat=locked.payload, by=by)
+    form = locked.form
+    tag_ids = tag_ids_get_or_create(form.default_tags or ())
+    acceptance = _accept_lead(form=form, submission=locked, flat=locked.payload, by=by, tag_ids=tag_ids)
     locked.status = SubmissionStatus.RELEASED
-    locked.lead = lead
+    locked.lead = acceptance.upsert.lead
     locked.save(update_fields=["status", "lead"])
+    _accept_record(acceptance, form=form, submission=locked, flat=locked.payload, by=by)
     submission.refresh_from_db()
-    return lead
+    return acceptance.upsert.lead
 
 
 @transaction.atomic

@@ -100,6 +100,24 @@ def test_upsert_rejects_bad_input_per_field_and_writes_nothing(
     assert Lead.objects.count() == 0
 
 
+def test_a_rejected_upsert_leaves_the_callers_transaction_usable(org: Org) -> None:
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    # given a caller that wrote a lead in its own transaction
+    with transaction.atomic():
+        lead_upsert(source_label="api", created_by=None, name="Kept", email="kept@example.com")
+
+        # when an upsert inside it fails validation
+        with pytest.raises(ValidationError):
+            lead_upsert(source_label="api", created_by=None, name="X" * 201, email="bad-name@example.com")
+
+        # then the caller carries on, and only the failed upsert was undone
+        lead_upsert(source_label="api", created_by=None, name="After", email="after@example.com")
+
+    assert sorted(Lead.objects.values_list("email", flat=True)) == ["after@example.com", "kept@example.com"]
+
+
 def test_api_create_answers_201_then_200_for_the_same_person(org: Org, client_for) -> None:
     client = client_for(org.marketing)
     first = client.post("/api/v1/leads/", {"name": "李娜", "phone": "13800138003"}, format="json")

@@ -41,8 +41,8 @@ def form(org: Org) -> WebForm:
     )
 
 
-def post(data: dict[str, object], *, slug: str = "contact", **headers: str):
-    return APIClient().post(URL.format(slug=slug), data, format="json", headers=headers)
+def post(data: dict[str, object], *, slug: str = "contact", ip: str = "127.0.0.1", **headers: str):
+    return APIClient().post(URL.format(slug=slug), data, format="json", headers=headers, REMOTE_ADDR=ip)
 
 
 def test_json_submission_creates_a_lead_then_matches_it(form: WebForm) -> None:
@@ -214,11 +214,140 @@ def test_per_form_throttle_answers_429_with_retry_after(form: WebForm) -> None:
     assert Lead.objects.count() == 2
 
 
+def test_per_form_throttle_is_per_client_so_one_client_cannot_exhaust_the_form(form: WebForm) -> None:
+    form.rate_limit_per_minute = 2
+    form.save()
+
+    # when one client uses up the form's limit
+    first_client = [
+        post({"full_name": "Ada", "mail": f"a{n}@example.com"}, ip="203.0.113.1").status_code for n in range(3)
+    ]
+    # then another client can still submit
+    other_client = post({"full_name": "Bo", "mail": "bo@example.com"}, ip="203.0.113.2")
+
+    assert first_client == [201, 201, 429]
+    assert other_client.status_code == 201
+    assert Lead.objects.count() == 3
+
+
+def test_over_the_forms_overall_ceiling_submissions_are_quarantined_not_refused(
+    form: WebForm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import leads.api.webforms
+
+    # given a form whose overall ceiling is its per-client limit (2 a minute)
+    monkeypatch.setattr(leads.api.webforms, "FORM_CEILING_FACTOR", 1)
+    form.rate_limit_per_minute = 2
+    form.save()
+
+    # when three clients submit once each
+    statuses = [
+        post({"full_name": "Ada", "mail": f"a{n}@example.com"}, ip=f"203.0.113.{n}").status_code for n in range(3)
+    ]
+
+    # then all three are answered as accepted, and the third waits in the quarantine for a marketer
+    assert statuses == [201, 201, 201]
+    assert Lead.objects.count() == 2
+    held = FormSubmission.objects.get(status=SubmissionStatus.QUARANTINED)
+    assert held.payload["mail"] == "a2@example.com"
+    assert "form ceiling" in held.spam_reason
+
+
+def test_a_submission_marks_its_lead_for_scoring(form: WebForm) -> None:
+    existing = LeadFactory.create(name="Ada", email="ada@example.com")
+    Lead.objects.filter(pk=existing.pk).update(dirty_since=None)
+
+    post({"full_name": "Bo", "mail": "bo@example.com"})
+    post({"full_name": "Ada", "mail": "ada@example.com", "company": "New Co"})
+
+    for lead in Lead.objects.all():
+        assert lead.dirty_since is not None
+        submitted = Interaction.objects.get(lead=lead, type="form_submit").occurred_at
+        assert lead.last_activity_at >= submitted
+
+
+def test_a_submission_takes_a_bounded_number_of_queries(form: WebForm, django_assert_max_num_queries) -> None:
+    post({"full_name": "Warm", "mail": "warm@example.com"})  # the form's tag exists from now on
+
+    # a new lead, then a repeat with a conflict. Inside the test's transaction the form and its tags are read
+    # each time (the endpoint's per-process cache is bypassed) and the service's block is a savepoint.
+    with django_assert_max_num_queries(13):
+        assert post({"full_name": "Ada", "mail": "ada@example.com", "mobile": "13800138000"}).status_code == 201
+    with django_assert_max_num_queries(13):
+        assert post({"full_name": "Ada L", "mail": "ADA@example.com", "company": "X"}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_form_changes_reach_the_public_endpoint_at_once() -> None:
+    from leads.services import webform_update
+    from leads.services.webforms import FORMS_VERSION_KEY
+
+    # given a form that served a submission (and is now cached by this process)
+    form = webform_create(created_by=None, name="Cached", slug="cached", rate_limit_per_minute=100)
+    assert post({"name": "Ada", "email": "a1@example.com"}, slug="cached").status_code == 201
+
+    # when marketing lowers its limit, the next submission is held to it
+    webform_update(form=form, rate_limit_per_minute=1)
+    assert post({"name": "Ada", "email": "a2@example.com"}, slug="cached").status_code == 429
+
+    # and when another process deactivates it (its commit changes the shared forms version)
+    WebForm.objects.filter(pk=form.pk).update(is_active=False)
+    cache.set(FORMS_VERSION_KEY, "changed elsewhere", timeout=None)
+    assert post({"name": "Bo", "email": "b@example.com"}, slug="cached", ip="203.0.113.9").status_code == 404
+
+
+@pytest.fixture
+def redis_cache(_fresh_throttles: None, settings) -> None:
+    """The throttles on a real Redis (its Lua script), under a key prefix of this test's own."""
+    import os
+    import uuid
+
+    import redis
+
+    url = os.environ.get("LEADCRM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if os.environ.get("LEADCRM_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis is required but does not answer at {url}")
+        pytest.skip(f"needs Redis at {url}")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+
+
+def test_throttles_on_redis_refuse_per_client_and_quarantine_over_the_forms_ceiling(
+    form: WebForm, redis_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import leads.api.webforms
+
+    # given a limit of 2 a minute per client, and a ceiling of 2 a minute for the form as a whole
+    monkeypatch.setattr(leads.api.webforms, "FORM_CEILING_FACTOR", 1)
+    form.rate_limit_per_minute = 2
+    form.save()
+
+    # when one client posts three times and then another client once
+    first = [post({"full_name": "Ada", "mail": f"a{n}@example.com"}, ip="198.51.100.1") for n in range(3)]
+    second = post({"full_name": "Bo", "mail": "bo@example.com"}, ip="198.51.100.2")
+
+    # then the first client's third post is refused with Retry-After, and is not counted against the form
+    assert [r.status_code for r in first] == [201, 201, 429]
+    assert int(first[2]["Retry-After"]) > 0
+    # and the second client gets in, but over the form's ceiling: held in the quarantine
+    assert second.status_code == 201
+    assert Lead.objects.count() == 2
+    assert FormSubmission.objects.get(payload__mail="bo@example.com").status == SubmissionStatus.QUARANTINED
+
+
 def test_per_ip_throttle_spans_forms(form: WebForm, org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
-    from leads.api.webforms import FormSubmitIpThrottle
+    from leads.api.webforms import FormSubmitThrottle
 
     # given a per-IP limit of two submissions a minute, and a second form
-    monkeypatch.setattr(FormSubmitIpThrottle, "THROTTLE_RATES", {"form_submit": "2/min"})
+    monkeypatch.setattr(FormSubmitThrottle, "THROTTLE_RATES", {"form_submit": "2/min"})
     webform_create(created_by=org.marketing, name="Other", slug="other", rate_limit_per_minute=100)
 
     # when one client posts to both forms
