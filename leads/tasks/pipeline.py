@@ -32,8 +32,9 @@ def process_dirty_leads_task() -> None:
     redelivery after a dead worker, two messages for one burst) is harmless: batches are claimed
     with SKIP LOCKED, scores are recomputed from the facts, and a processed lead is no longer dirty.
     """
-    from leads.services.pipeline import pipeline_enqueue, pipeline_process_until_done
+    from leads.services.pipeline import pipeline_clear_pending, pipeline_enqueue, pipeline_process_until_done
 
+    pipeline_clear_pending()  # before reading: a write from now on enqueues a task of its own
     totals = pipeline_process_until_done()
     if totals["more"]:
         pipeline_enqueue()
@@ -61,4 +62,4 @@ def sweep_dirty_leads_task() -> None:
         logger.info(
             "pipeline sweeper: %s leads dirty for over %ss; re-enqueueing", stale, settings.LEADCRM_DIRTY_SWEEP_AFTER
         )
-        pipeline_enqueue()
+        pipeline_enqueue(force=True)  # the safety net does not trust the pending flag

@@ -254,8 +254,9 @@ def test_sweeper_reenqueues_only_when_leads_stayed_dirty_too_long(
 
     sent: list[int] = []
 
-    def fake_enqueue() -> bool:
+    def fake_enqueue(*, force: bool = False) -> bool:
         sent.append(1)
+        assert force  # the sweeper does not trust the pending flag
         return True
 
     monkeypatch.setattr(pipeline, "pipeline_enqueue", fake_enqueue)
