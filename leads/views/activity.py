@@ -122,6 +122,7 @@ def render_lead_detail(
     *,
     activity_form: ActivityForm | None = None,
     task_form: TaskForm | None = None,
+    stage_form: StageChangeForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     """The lead page; a form that failed is passed back in so the user sees its errors and keeps their text."""
@@ -155,7 +156,8 @@ def render_lead_detail(
             "timeline": [_timeline_item(entry) for entry in timeline.entries],
             "timeline_next": timeline.next_cursor,
             "timeline_is_first_page": not request.GET.get("cursor"),
-            "stage_form": StageChangeForm(initial={"stage": lead.stage}),
+            "stage_form": stage_form or StageChangeForm(initial={"stage": lead.stage}),
+            "stage_form_open": stage_form is not None and stage_form.is_bound,
             "next_stages": [(s, Stage(s).label) for s in NEXT_STAGES.get(lead.stage, ())],
             "can_lose": lead.stage not in (Stage.LOST, Stage.CONVERTED),
             "can_edit": user.has_perm("leads.change_lead"),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as ApiValidationError
 
@@ -15,6 +17,14 @@ from leads import selectors, services
 from leads.models import Lead
 from users.models import User
 
+# What a merge moves onto the kept lead, by the key the merge snapshot uses.
+MOVED_LABELS = {
+    "interactions": gettext_lazy("Activities"),
+    "stage_changes": gettext_lazy("Stage changes"),
+    "tasks": gettext_lazy("Follow-ups"),
+    "form_submissions": gettext_lazy("Form submissions"),
+    "visitors": gettext_lazy("Website visitors"),
+}
 COMPARED = ("name", "email", "phone", "company", "job_title", "region", "city", "stage", "owner", "created_at")
 
 
@@ -56,12 +66,20 @@ def merge_detail(request: HttpRequest, merge_id: int) -> HttpResponse:
     merge = selectors.merge_visible_to(request.user).filter(pk=merge_id).first()
     if merge is None:
         raise Http404(_("No such merge."))
-    moved = {key: len(ids) for key, ids in merge.snapshot.get("moved", {}).items()}
+    # Shown in words, not the snapshot's keys; nothing moved of a kind is left out.
+    moved = [(str(MOVED_LABELS.get(key, key)), len(ids)) for key, ids in merge.snapshot.get("moved", {}).items() if ids]
+    filled = [(_lead_field_label(key), value) for key, value in merge.snapshot.get("filled", {}).items()]
     return render(
-        request,
-        "leads/merge_detail.html",
-        {"merge": merge, "moved": sorted(moved.items()), "filled": sorted(merge.snapshot.get("filled", {}).items())},
+        request, "leads/merge_detail.html", {"merge": merge, "moved": sorted(moved), "filled": sorted(filled)}
     )
+
+
+def _lead_field_label(name: str) -> str:
+    try:
+        field = Lead._meta.get_field(name)
+    except FieldDoesNotExist:
+        return name
+    return capfirst(str(getattr(field, "verbose_name", name)))
 
 
 @login_required

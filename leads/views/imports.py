@@ -66,18 +66,29 @@ def import_new(request: HttpRequest) -> HttpResponse:
 def import_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     job = _visible_job(user, job_id)
+    targets = {key: str(label) for key, label in TARGETS.items()}
     return render(
         request,
         "leads/import_detail.html",
         {
             "job": job,
-            "mapping": [(column, job.mapping.get(column, "")) for column in services.import_file_headers(job=job)],
+            "mapping": [
+                (column, _target_label(job.mapping.get(column, ""), targets))
+                for column in services.import_file_headers(job=job)
+            ],
             "finished": job.status in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.UNDONE),
             "can_undo": job.status in (ImportStatus.DONE, ImportStatus.FAILED)
             and user.has_perm("leads.change_importjob"),
-            "targets": {key: str(label) for key, label in TARGETS.items()},
+            "targets": targets,
         },
     )
+
+
+def _target_label(target: str, targets: dict[str, str]) -> str:
+    """What a column fills, in words: the lead field's label or the custom attribute's key."""
+    if target.startswith("attr:"):
+        return _("Custom attribute “%(key)s”") % {"key": target.removeprefix("attr:")}
+    return targets.get(target, target)
 
 
 @login_required

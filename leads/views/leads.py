@@ -166,12 +166,17 @@ def lead_stage_change(request: HttpRequest, lead_id: int) -> HttpResponse:
     lead = _visible_lead(user, lead_id)
     form = StageChangeForm(request.POST)
     if form.is_valid():
-        services.lead_change_stage(
-            lead=lead, stage=form.cleaned_data["stage"], changed_by=user, reason=form.cleaned_data["reason"]
-        )
-        messages.success(request, _("Stage changed."))
-    else:
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
-    return redirect("leads:detail", lead_id=lead.pk)
+        try:
+            services.lead_change_stage(
+                lead=lead, stage=form.cleaned_data["stage"], changed_by=user, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, _("Stage changed."))
+            return redirect("leads:detail", lead_id=lead.pk)
+    # The page again with the stage form open, the error under its field and the chosen stage kept.
+    from leads.views.activity import render_lead_detail
+
+    return render_lead_detail(request, lead, stage_form=form, status=400)

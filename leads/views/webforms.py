@@ -96,7 +96,8 @@ def embed_snippet(request: HttpRequest, form: WebForm) -> str:
         f'  <div style="position:absolute;left:-10000px" aria-hidden="true"><input type="text" name="{escape(form.honeypot_field)}" tabindex="-1" autocomplete="off"></div>',
         f'  <input type="hidden" name="{RENDERED_AT_FIELD}" value="">',
         '  <input type="hidden" name="page_url" value="">',
-        '  <button type="submit">Send</button>',
+        # In the marketer's language: the page the snippet goes on is usually in it too.
+        f'  <button type="submit">{escape(_("Send"))}</button>',
         "</form>",
         "<script>",
         "  (function (f) {",

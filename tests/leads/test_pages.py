@@ -504,6 +504,37 @@ def test_stage_change_to_lost_needs_a_reason(org: Org) -> None:
     assert lead.lost_at is None
 
 
+def test_stage_change_error_keeps_the_form_open_with_the_error_under_the_reason(org: Org) -> None:
+    # given a lead owned by the rep
+    lead = LeadFactory.create(owner=org.rep, team=org.north)
+
+    # when they mark it lost with only blanks as the reason
+    response = signed_in(org.rep).post(
+        reverse("leads:stage", kwargs={"lead_id": lead.pk}), {"stage": Stage.LOST, "reason": "   "}
+    )
+
+    # then the lead page comes back with the stage form open, "lost" still chosen and the error by the reason
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert '<details class="stage-other" open>' in html
+    assert '<option value="lost" selected>' in html
+    assert re.search(
+        r'<label for="id_reason">[^<]*</label>\s*<ul class="errorlist"[^>]*><li>Say why the lead is lost.', html
+    )
+
+
+@pytest.mark.parametrize("url_name", ["leads:import_list", "leads:webform_list", "leads:pipeline_status"])
+def test_a_page_the_role_may_not_open_says_so_inside_the_layout(org: Org, url_name: str) -> None:
+    # when a rep opens a page their role does not give them
+    response = signed_in(org.rep).get(reverse(url_name))
+
+    # then they get a 403 in the site's layout, with a way back, not a bare English error
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert 'data-testid="error-page"' in html
+    assert f'href="{reverse("leads:list")}"' in html
+
+
 # --- language ---------------------------------------------------------------------------------
 
 
@@ -565,3 +596,22 @@ def test_owner_and_team_filters_offer_only_what_a_rep_may_see(org: Org) -> None:
     assert "marketing" not in owner_select.group(0)
     assert "North" in team_select.group(0)
     assert "South" not in team_select.group(0)
+
+
+def test_merge_page_says_what_moved_and_what_was_filled_in_words(org: Org) -> None:
+    # given two leads of the manager's team, the duplicate with a call and a phone the kept lead lacks
+    from leads.services import lead_merge
+
+    kept = LeadFactory.create(name="Li Na", phone="", owner=org.rep, team=org.north)
+    duplicate = LeadFactory.create(name="Li Na", phone="+8613800138000", owner=org.rep, team=org.north)
+    InteractionFactory.create(lead=duplicate)
+    merge = lead_merge(primary=kept, duplicate=duplicate, by=org.manager)
+
+    # when the manager opens the merge record
+    html = signed_in(org.manager).get(reverse("leads:merge_detail", kwargs={"merge_id": merge.pk})).content.decode()
+
+    # then moved records and filled fields are named in words, not by their internal keys
+    assert "Activities: 1" in html
+    assert "Phone = +8613800138000" in html
+    assert "interactions:" not in html
+    assert "form_submissions" not in html
