@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as ApiValidationError
 
@@ -27,31 +27,35 @@ PAGE_SIZE = 50
 
 
 class WebFormForm(forms.Form):
-    name = forms.CharField(label=_lazy("Name"), max_length=200)
-    slug = forms.SlugField(label=_lazy("Slug"), max_length=100, help_text=_lazy("Part of the submit URL."))
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
+    slug = forms.SlugField(
+        label=gettext_lazy("Slug"), max_length=100, help_text=gettext_lazy("Part of the submit URL.")
+    )
     field_mapping = forms.CharField(
-        label=_lazy("Field mapping"),
+        label=gettext_lazy("Field mapping"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 6}),
-        help_text=_lazy(
+        help_text=gettext_lazy(
             "One “form field = target” per line; target is a lead field (name, email, phone, company…) or attr:<key>."
         ),
     )
-    default_source = forms.ChoiceField(label=_lazy("Source"), choices=SourceChannel.choices)
+    default_source = forms.ChoiceField(label=gettext_lazy("Source"), choices=SourceChannel.choices)
     default_campaign = forms.ModelChoiceField(
-        label=_lazy("Campaign"), queryset=Campaign.objects.order_by("name"), required=False
+        label=gettext_lazy("Campaign"), queryset=Campaign.objects.order_by("name"), required=False
     )
-    default_tags = forms.CharField(label=_lazy("Tags"), required=False, help_text=_lazy("Comma-separated."))
+    default_tags = forms.CharField(
+        label=gettext_lazy("Tags"), required=False, help_text=gettext_lazy("Comma-separated.")
+    )
     allowed_origins = forms.CharField(
-        label=_lazy("Allowed origins"),
+        label=gettext_lazy("Allowed origins"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=_lazy("One per line, e.g. https://www.example.com"),
+        help_text=gettext_lazy("One per line, e.g. https://www.example.com"),
     )
-    success_url = forms.URLField(label=_lazy("Success redirect URL"), required=False, assume_scheme="https")
-    honeypot_field = forms.CharField(label=_lazy("Honeypot field"), max_length=50, initial="website_url")
-    rate_limit_per_minute = forms.IntegerField(label=_lazy("Submissions per minute"), min_value=1, initial=30)
-    is_active = forms.BooleanField(label=_lazy("Active"), required=False, initial=True)
+    success_url = forms.URLField(label=gettext_lazy("Success redirect URL"), required=False, assume_scheme="https")
+    honeypot_field = forms.CharField(label=gettext_lazy("Honeypot field"), max_length=50, initial="website_url")
+    rate_limit_per_minute = forms.IntegerField(label=gettext_lazy("Submissions per minute"), min_value=1, initial=30)
+    is_active = forms.BooleanField(label=gettext_lazy("Active"), required=False, initial=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
