@@ -338,6 +338,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--naive-events", type=int, default=4000, help="events posted to the naive pipeline")
     parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive pipeline (tuning runs only)")
     parser.add_argument("--steady-seconds", type=int, default=20)
     args = parser.parse_args()
     # SIGTERM (a CI timeout, a kill) unwinds through the finally blocks, so no worker is left behind.
@@ -352,6 +353,9 @@ def main() -> None:
     workers = [start_worker(0), start_worker(1)]
     try:
         batched = run_mode(key, lead_ids, args, naive=False)
+        if args.no_naive:
+            log(f"batched only: {batched}")
+            return
         naive = run_mode(key, lead_ids, args, naive=True)
     finally:
         stop(workers)
