@@ -86,19 +86,18 @@ class Tag(models.Model):
 class Lead(models.Model):
     # Contact. One name field: Chinese names have no first/last split worth forcing.
     name = models.CharField(_("name"), max_length=200)
-    email = models.EmailField(_("e-mail"), max_length=254, blank=True, db_index=True)
-    phone = models.CharField(
-        _("phone"), max_length=32, blank=True, db_index=True, help_text=_("E.164, e.g. +8613800138000")
-    )
+    # Indexed in Meta (a plain B-tree each: db_index=True would add a varchar_pattern_ops copy nobody uses).
+    email = models.EmailField(_("e-mail"), max_length=254, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True, help_text=_("E.164, e.g. +8613800138000"))
     company = models.CharField(_("company"), max_length=200, blank=True)
     job_title = models.CharField(_("job title"), max_length=200, blank=True)
     website = models.URLField(_("website"), max_length=500, blank=True)
 
     # Classification.
-    industry = models.CharField(_("industry"), max_length=100, blank=True, db_index=True)
+    industry = models.CharField(_("industry"), max_length=100, blank=True)
     company_size = models.CharField(_("company size"), max_length=10, blank=True, choices=CompanySize.choices)
     country = models.CharField(_("country"), max_length=2, blank=True, help_text=_("ISO 3166 code, e.g. CN"))
-    region = models.CharField(_("region"), max_length=100, blank=True, db_index=True)
+    region = models.CharField(_("region"), max_length=100, blank=True)
     city = models.CharField(_("city"), max_length=100, blank=True)
     interests = models.JSONField(_("interests"), default=list, blank=True)
     tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="leads")
@@ -132,9 +131,16 @@ class Lead(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_leads",
+        db_index=False,  # lead_owner_created_idx starts with owner
     )
     team = models.ForeignKey(
-        "users.Team", verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+        "users.Team",
+        verbose_name=_("team"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leads",
+        db_index=False,  # lead_team_owner_idx starts with team
     )
 
     # Score (computed by the scoring app; never edited by hand).
@@ -154,6 +160,7 @@ class Lead(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="merged_leads",
+        db_index=False,  # the partial lead_merged_idx serves every "= <id>" lookup
     )
     # The import that created this lead (undo deletes exactly these).
     import_job = models.ForeignKey(
@@ -205,6 +212,12 @@ class Lead(models.Model):
             models.Index(fields=["stage", "-created_at"], name="lead_stage_created_idx"),
             models.Index(fields=["source"], name="lead_source_idx"),
             models.Index(fields=["grade"], name="lead_grade_idx"),
+            # Deduplication looks leads up by normalized e-mail and phone on every entry point.
+            models.Index(fields=["email"], name="lead_email_idx"),
+            models.Index(fields=["phone"], name="lead_phone_idx"),
+            # No index on industry or region: their filters are case-insensitive (UPPER(x) = UPPER(y)), which
+            # a plain B-tree cannot serve; walking the ordering index and filtering is fast for any value
+            # common enough to matter. Every index costs each non-HOT write of a lead (docs/benchmarks.md).
             # Only the few dirty rows are indexed: the worker and the sweeper find them without a scan.
             models.Index(fields=["dirty_since"], condition=models.Q(dirty_since__isnull=False), name="lead_dirty_idx"),
             models.Index(fields=["merged_into"], condition=models.Q(merged_into__isnull=False), name="lead_merged_idx"),
@@ -239,7 +252,7 @@ class LeadStageChange(models.Model):
 class Interaction(models.Model):
     """The event log: anything that happened to a lead. ``external_id`` makes ingestion idempotent."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions", db_index=False)
     type = models.CharField(_("type"), max_length=50)
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
     properties = models.JSONField(_("properties"), default=dict, blank=True)
