@@ -21,6 +21,7 @@ from leads.forms import StageChangeForm
 from leads.models import Lead, Stage, TaskKind
 from leads.services.activity import ACTIVITY_KINDS, NOTE_MAX_LENGTH, ActivityOutcome
 from leads.views.leads import _json_items
+from scoring import selectors as scoring_selectors
 from users.models import User
 
 TIMELINE_PAGE_SIZE = 30
@@ -168,9 +169,36 @@ def render_lead_detail(
             "now": timezone.now(),
             "task_form": task_form,
             "task_form_open": task_form is not None and task_form.is_bound,
+            **_score_context(lead),
         },
         status=status,
     )
+
+
+SCORE_CHART_WIDTH, SCORE_CHART_HEIGHT = 240, 60
+
+
+def _score_context(lead: Lead) -> dict[str, Any]:
+    """The breakdown of the stored score (its latest history row) and a small chart of recent changes."""
+    history = scoring_selectors.lead_score_history(lead=lead)
+    if not history:
+        return {"score_breakdown": [], "score_chart": None}
+    oldest_first = list(reversed(history))
+    step = SCORE_CHART_WIDTH / max(len(oldest_first) - 1, 1)
+    points = " ".join(
+        f"{round(i * step, 1)},{round(SCORE_CHART_HEIGHT * (1 - h.score / 100), 1)}" for i, h in enumerate(oldest_first)
+    )
+    return {
+        "score_breakdown": history[0].breakdown,
+        "score_chart": {
+            "points": points,
+            "width": SCORE_CHART_WIDTH,
+            "height": SCORE_CHART_HEIGHT,
+            "first": oldest_first[0],
+            "last": oldest_first[-1],
+            "changes": len(history),
+        },
+    }
 
 
 def _timeline_item(entry: selectors.TimelineEntry) -> dict[str, Any]:

@@ -615,3 +615,38 @@ def test_merge_page_says_what_moved_and_what_was_filled_in_words(org: Org) -> No
     assert "Phone = +8613800138000" in html
     assert "interactions:" not in html
     assert "form_submissions" not in html
+
+
+def test_detail_explains_the_score_and_charts_its_history(org: Org) -> None:
+    from leads import services as lead_services
+
+    # given a lead with a senior title that requested a demo and viewed pricing, scored twice
+    lead = LeadFactory.create(owner=org.rep, team=org.north, job_title="Sales Director")
+    now = timezone.now()
+    InteractionFactory.create(lead=lead, type="pricing_page_view", occurred_at=now - timedelta(days=1))
+    lead_services.leads_mark_dirty(lead_ids=[lead.pk])
+    lead_services.pipeline_process_dirty()
+    InteractionFactory.create(lead=lead, type="demo_request", occurred_at=now)
+    lead_services.leads_mark_dirty(lead_ids=[lead.pk])
+    lead_services.pipeline_process_dirty()
+    lead.refresh_from_db()
+
+    html = signed_in(org.rep).get(reverse("leads:detail", args=[lead.pk])).content.decode()
+
+    # then the page lists why (one line per rule that fired) and draws the two scores
+    assert "Why this score" in html
+    breakdown = re.search(r'<ul class="score-breakdown">(.*?)</ul>', html, re.S)
+    assert breakdown is not None
+    assert "Director" in breakdown.group(1) or "title" in breakdown.group(1)
+    assert breakdown.group(1).count("<li") >= 3  # title, pricing page, demo request
+    chart = re.search(r'<polyline [^>]*points="([^"]+)"', html)
+    assert chart is not None
+    assert len(chart.group(1).split()) == 2
+    assert f"to {lead.score} over 2 changes" in html
+
+
+def test_detail_of_an_unscored_lead_has_no_breakdown(org: Org) -> None:
+    lead = LeadFactory.create(owner=org.rep, team=org.north)
+    html = signed_in(org.rep).get(reverse("leads:detail", args=[lead.pk])).content.decode()
+    assert "Why this score" not in html
+    assert "<polyline" not in html
