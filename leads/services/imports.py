@@ -1,19 +1,24 @@
 """Campaign-list imports: accept a file, run it in chunks with bulk deduplication, and undo it.
 
-The worker reads the file as a stream and handles ~2,000 rows per transaction: one query finds
-the chunk's duplicates in the database, new leads and their history/tags/timeline rows are written
-with ``bulk_create``, matched leads are filled in set-based (the same rules as single-lead intake:
-empty fields are filled, a differing value is kept on the timeline as ``field_conflict``). The job's
-counters are updated in the same transaction as the chunk's rows, so they are always true and a
-job that dies half-way resumes exactly after the last committed chunk.
+The worker reads the file as a stream, normalizing the next chunk in a thread while the current one
+is written, and handles 1,000 rows per transaction: the chunk takes web-form intake's advisory locks
+for its e-mails and phones in one statement, one query finds its duplicates in the database, new
+leads and their history/tags/timeline rows are written with COPY, and matched leads are filled in
+with one set-based UPDATE of just the columns that change (the same rules as single-lead intake:
+empty fields are filled, a differing value is kept on the timeline as ``field_conflict``). Every
+lead written is marked dirty in that same write; the pipeline scores them all after the job. The
+job's counters are updated in the same transaction as the chunk's rows, so they are always true and
+a job that dies half-way resumes exactly after the last committed chunk.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import queue
+import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Any, cast
@@ -22,9 +27,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import connection, transaction
-from django.db.models import F, Model, Q
+from django.db.models import F, Model, Q, Value
 from django.db.models import Field as ModelField
-from django.utils import timezone
+from django.db.models.functions import Coalesce
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from common.normalize import normalize_text
@@ -50,10 +56,13 @@ from leads.models import (
     Visitor,
 )
 from leads.services.intake import FIELD_CONFLICT, FIRST_TOUCH
-from leads.services.pipeline import leads_mark_dirty
+from leads.services.pipeline import leads_mark_dirty, pipeline_enqueue_on_commit
 from users.models import User
 
-CHUNK_ROWS = 2000
+# Rows per transaction. Each chunk holds up to two intake advisory locks per row until it commits, and
+# PostgreSQL's lock table is shared by every session (about 12,000 locks with the default
+# max_locks_per_transaction = 64 and 100 connections): 1,000 rows leave room for several concurrent imports.
+CHUNK_ROWS = 1000
 PREVIEW_ROWS = 20
 IMPORT_EVENT = "import"
 # Fields an import fills on a matched lead when they are empty there (identity fields are already equal).
@@ -198,15 +207,19 @@ class _Counts:
 
 @dataclass
 class _Match:
-    """An existing lead a row matched, with what the import changes on it (for bulk_update and undo)."""
+    """An existing lead a row matched: its values (read under a row lock) and what the import changes on it."""
 
-    lead: Lead
+    lead: dict[str, Any]  # MATCH_FIELDS → value
     previous: dict[str, Any] = field(default_factory=dict)
     imported: dict[str, Any] = field(default_factory=dict)
     attributes_added: dict[str, Any] = field(default_factory=dict)
     tags_added: set[int] = field(default_factory=set)
     row_tags: set[str] = field(default_factory=set)
     lines: list[int] = field(default_factory=list)
+
+    @property
+    def pk(self) -> int:
+        return int(self.lead["id"])
 
 
 def import_run(*, job_id: int) -> None:
@@ -239,6 +252,53 @@ def _chunks(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[list[t
         yield chunk
 
 
+_END = object()
+
+
+def _built_chunks(
+    rows: Iterator[tuple[int, list[str]]], headers: Sequence[str], mapping: dict[str, str]
+) -> Generator[list[Row], None, None]:
+    """The file's chunks, read and normalized one chunk ahead in a thread.
+
+    Normalizing is pure Python; writing a chunk is mostly waiting for PostgreSQL, during which the
+    thread builds the next chunk, so the two overlap on a second core. At most one finished chunk
+    waits. An error in the thread is raised here; closing the generator stops the thread.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    language = translation.get_language()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            with translation.override(language):  # row errors in the job's language, as before
+                for chunk in _chunks(rows, CHUNK_ROWS):
+                    if not put([build_row(line, headers, cells, mapping) for line, cells in chunk]):
+                        return
+            put(_END)
+        except BaseException as exc:  # re-raised by the consumer
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _run(job: ImportJob) -> None:
     with job.file.open("rb") as stored:
         raw = _raw_file(stored)
@@ -249,12 +309,14 @@ def _run(job: ImportJob) -> None:
         rows = reading.data_rows(raw, info)
         offset = job.processed
         tag_ids = _tag_ids(job.tags)
+        chunks = _built_chunks(islice(rows, offset, None), info.headers, job.mapping)
         try:
-            for chunk in _chunks(islice(rows, offset, None), CHUNK_ROWS):
-                _import_chunk(job, info.headers, chunk, offset=offset, job_tag_ids=tag_ids)
+            for chunk in chunks:
+                _import_chunk(job, chunk, offset=offset, job_tag_ids=tag_ids)
                 offset += len(chunk)
         finally:
-            rows.close()  # while the file is still open
+            chunks.close()  # stops the reader thread …
+            rows.close()  # … before the file closes under it
     with transaction.atomic():
         locked = ImportJob.objects.select_for_update().get(pk=job.pk)
         if locked.status != ImportStatus.RUNNING:
@@ -263,10 +325,11 @@ def _run(job: ImportJob) -> None:
         locked.total = locked.processed
         locked.finished_at = timezone.now()
         locked.save(update_fields=["status", "total", "finished_at"])
-        # Scoring and assignment for every lead the import touched, set-based, once.
-        touched = set(Lead.objects.filter(import_job=job).values_list("id", flat=True))
-        touched.update(ImportUpdate.objects.filter(job=job).values_list("lead_id", flat=True))
-        leads_mark_dirty(lead_ids=touched)
+        # Every lead the import created or changed was marked dirty by its chunk's own write (a second
+        # UPDATE of each lead here cost as much as the import itself); scoring and assignment run for
+        # them all, set-based, once the job is done.
+        if locked.created or locked.updated:
+            pipeline_enqueue_on_commit()
 
 
 def _tag_ids(names: Iterable[str]) -> dict[str, int]:
@@ -308,27 +371,28 @@ def _merge_into_existing(match: _Match, row: Row, job: ImportJob, conflicts: lis
     label = f"import:{job.pk}"
     for name, received in row.data.items():
         if name == "source":
-            if lead.source == SourceChannel.OTHER and received != SourceChannel.OTHER:
-                match.previous.setdefault("source", lead.source)
-                lead.source = received
+            if lead["source"] == SourceChannel.OTHER and received != SourceChannel.OTHER:
+                match.previous.setdefault("source", lead["source"])
+                lead["source"] = received
                 match.imported["source"] = received
             continue
-        kept = getattr(lead, name)
+        kept = lead[name]
         if _is_empty(kept):
             match.previous.setdefault(name, kept)
-            setattr(lead, name, received)
+            lead[name] = received
             match.imported[name] = received
         elif kept != received and name not in FIRST_TOUCH:
-            conflicts.append(_conflict(lead.pk, name, kept, received, label, job, row.line))
+            conflicts.append(_conflict(match.pk, name, kept, received, label, job, row.line))
+    attributes = lead["attributes"]
     for key, received in row.attributes.items():
-        if key not in lead.attributes:
-            lead.attributes[key] = received
+        if key not in attributes:
+            attributes[key] = received
             match.attributes_added[key] = received
-        elif lead.attributes[key] != received:
-            conflicts.append(_conflict(lead.pk, f"attr:{key}", lead.attributes[key], received, label, job, row.line))
-    if lead.campaign_id is None and job.campaign_id is not None:
+        elif attributes[key] != received:
+            conflicts.append(_conflict(match.pk, f"attr:{key}", attributes[key], received, label, job, row.line))
+    if lead["campaign_id"] is None and job.campaign_id is not None:
         match.previous.setdefault("campaign_id", None)
-        lead.campaign_id = job.campaign_id
+        lead["campaign_id"] = job.campaign_id
         match.imported["campaign_id"] = job.campaign_id
 
 
@@ -365,15 +429,7 @@ def _merge_into_new(first: Row, row: Row) -> None:
     first.tags = sorted({*first.tags, *row.tags})
 
 
-def _import_chunk(
-    job: ImportJob,
-    headers: Sequence[str],
-    chunk: list[tuple[int, list[str]]],
-    *,
-    offset: int,
-    job_tag_ids: dict[str, int],
-) -> None:
-    rows = [build_row(line, headers, cells, job.mapping) for line, cells in chunk]
+def _import_chunk(job: ImportJob, rows: list[Row], *, offset: int, job_tag_ids: dict[str, int]) -> None:
     counts = _Counts()
     errors: list[dict[str, Any]] = []
     for row in rows:
@@ -391,26 +447,20 @@ def _import_chunk(
         # e-mail / phone → (lead id, the import that created it)
         by_email: dict[str, tuple[int, int | None]] = {}
         by_phone: dict[str, tuple[int, int | None]] = {}
-        instances: dict[int, Lead] = {}
+        current: dict[int, dict[str, Any]] = {}
         if dedupe:
             emails = {row.email for row in good if row.email}
             phones = {row.phone for row in good if row.phone}
-            if emails or phones:
-                # One query per chunk; the oldest lead wins (iterated last), as in single-lead intake.
-                candidates = (
-                    Lead.objects.filter(merged_into__isnull=True)
-                    .filter(Q(email__in=emails) | Q(phone__in=phones))
-                    .order_by("-created_at", "-id")
-                    .values_list("id", "email", "phone", "import_job_id")
-                )
-                for lead_id, email, phone, lead_job_id in candidates:
-                    if email in emails:
-                        by_email[email] = (lead_id, lead_job_id)
-                    if phone in phones:
-                        by_phone[phone] = (lead_id, lead_job_id)
+            # Web-form intake of one of these people waits for this chunk (and this chunk for it).
+            _lock_identities(emails, phones)
+            # The oldest lead wins (iterated last), as in single-lead intake.
+            for lead_id, email, phone, lead_job_id in _existing(emails, phones):
+                if email in emails:
+                    by_email[email] = (lead_id, lead_job_id)
+                if phone in phones:
+                    by_phone[phone] = (lead_id, lead_job_id)
             if job.on_duplicate == OnDuplicate.UPDATE and (by_email or by_phone):
-                wanted = {v[0] for v in by_email.values()} | {v[0] for v in by_phone.values()}
-                instances = {lead.pk: lead for lead in Lead.objects.filter(pk__in=wanted).only(*MATCH_FIELDS)}
+                current = _locked_values({v[0] for v in by_email.values()} | {v[0] for v in by_phone.values()})
         reasons = _Reasons()
 
         new_rows: list[Row] = []
@@ -418,48 +468,47 @@ def _import_chunk(
         new_by_phone: dict[str, Row] = {}
         matches: dict[int, _Match] = {}
         conflicts: list[dict[str, Any]] = []
+        skip = job.on_duplicate == OnDuplicate.SKIP
         for row in good:
+            email, phone = row.email, row.phone
             if dedupe:
                 existing, key = None, ""
-                if row.email and row.email in by_email:
-                    existing, key = by_email[row.email], "email"
-                elif row.phone and row.phone in by_phone:
-                    existing, key = by_phone[row.phone], "phone"
+                if email and email in by_email:
+                    existing, key = by_email[email], "email"
+                elif phone and phone in by_phone:
+                    existing, key = by_phone[phone], "phone"
                 if existing is not None:
                     match_id, match_job_id = existing
-                    if job.on_duplicate == OnDuplicate.SKIP:
+                    if skip:
                         counts.skipped += 1
                         errors.append(_skipped(job, row, reasons.duplicate(match_id, match_job_id, job, key)))
                     else:
-                        match = matches.setdefault(match_id, _Match(lead=instances[match_id]))
+                        match = matches.setdefault(match_id, _Match(lead=current[match_id]))
                         _merge_into_existing(match, row, job, conflicts)
                         match.lines.append(row.line)
                         match.row_tags.update(row.tags)
                         counts.updated += 1
                     continue
-                first = (new_by_email.get(row.email) if row.email else None) or (
-                    new_by_phone.get(row.phone) if row.phone else None
-                )
+                first = (new_by_email.get(email) if email else None) or (new_by_phone.get(phone) if phone else None)
                 if first is not None:
-                    if job.on_duplicate == OnDuplicate.SKIP:
+                    if skip:
                         counts.skipped += 1
-                        reason = reasons.in_file % {"line": first.line}
-                        errors.append(_skipped(job, row, reason))
+                        errors.append(_skipped(job, row, reasons.in_file % {"line": first.line}))
                     else:
                         _merge_into_new(first, row)
                         counts.updated += 1
                     continue
             new_rows.append(row)
-            if row.email:
-                new_by_email.setdefault(row.email, row)
-            if row.phone:
-                new_by_phone.setdefault(row.phone, row)
+            if email:
+                new_by_email.setdefault(email, row)
+            if phone:
+                new_by_phone.setdefault(phone, row)
 
         now = timezone.now()
         _create_leads(job, new_rows, now, job_tag_ids)
         _update_leads(job, list(matches.values()), conflicts, now, job_tag_ids)
         counts.created = len(new_rows)
-        _insert(ImportRowError, errors)
+        _insert(ImportRowError, errors, common={"job_id": job.pk})
         ImportJob.objects.filter(pk=job.pk).update(
             processed=F("processed") + len(rows),
             created=F("created") + counts.created,
@@ -469,49 +518,115 @@ def _import_chunk(
         )
 
 
+def _lines(values: Iterable[str]) -> str:
+    """Strings as one newline-separated parameter, split by ``string_to_array`` in SQL.
+
+    Normalized e-mails and phones never contain a newline; one text parameter is quoted in C, while
+    a list parameter is quoted element by element in Python (a third of the chunk's own Python time).
+    """
+    return "\n".join(values)
+
+
+def _lock_identities(emails: Iterable[str], phones: Iterable[str]) -> None:
+    """Take the chunk's intake advisory locks (``_lock_identity``'s keys) in one statement, in sorted order.
+
+    Sorted like intake sorts its two keys, so an import chunk and a form submission for the same
+    person cannot deadlock; held until the chunk commits (at most 2 × CHUNK_ROWS locks).
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted([f"email:{e}" for e in emails] + [f"phone:{p}" for p in phones])
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM unnest(string_to_array(%s, E'\\n')) AS k",
+                [_lines(keys)],
+            )
+
+
+def _existing(emails: set[str], phones: set[str]) -> list[tuple[int, str, str, int | None]]:
+    """(id, email, phone, import job) of the unmerged leads with one of these e-mails or phones, newest first."""
+    if not emails and not phones:
+        return []
+    if connection.vendor == "postgresql":
+        # Two array parameters instead of one bound value per address: a short statement to send and parse.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, email, phone, import_job_id FROM {Lead._meta.db_table} WHERE merged_into_id IS NULL"
+                " AND (email = ANY(string_to_array(%s, E'\\n')) OR phone = ANY(string_to_array(%s, E'\\n')))"
+                " ORDER BY created_at DESC, id DESC",
+                [_lines(emails), _lines(phones)],
+            )
+            return cast("list[tuple[int, str, str, int | None]]", cursor.fetchall())
+    candidates = Lead.objects.filter(merged_into__isnull=True).filter(Q(email__in=emails) | Q(phone__in=phones))
+    return list(candidates.order_by("-created_at", "-id").values_list("id", "email", "phone", "import_job_id"))
+
+
+def _locked_values(ids: set[int]) -> dict[int, dict[str, Any]]:
+    """What the merge needs of these leads, as plain values, row-locked in id order until the chunk commits.
+
+    Locked before they are read, so a concurrent edit is not overwritten with a stale value; id order
+    (as ``leads_mark_dirty`` locks) so two writers cannot deadlock.
+    """
+    locked = Lead.objects.select_for_update(no_key=connection.vendor == "postgresql")
+    return {row["id"]: row for row in locked.filter(pk__in=sorted(ids)).order_by("pk").values(*MATCH_FIELDS)}
+
+
 def _skipped(job: ImportJob, row: Row, reason: str) -> dict[str, Any]:
     """An ImportRowError row, as plain values for ``_insert``."""
-    return {"job_id": job.pk, "line_number": row.line, "reason": reason, "row": row.raw}
+    return {"line_number": row.line, "reason": reason, "row": row.raw}
 
 
-def _insert(model: type[Model], rows: list[dict[str, Any]], *, with_ids: bool = False) -> list[int]:
+# One encoder for every JSON value the import writes (``json.dumps`` with options builds one per call).
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _insert(
+    model: type[Model], rows: list[dict[str, Any]], *, common: Mapping[str, Any] | None = None, with_ids: bool = False
+) -> list[int]:
     """Insert plain rows (attribute name → value); on PostgreSQL with COPY, the fastest way in.
 
     ``bulk_create`` builds a model instance per row and binds every value in Python, which costs more
     than the database's own work at 100,000 rows. COPY streams the rows; ids, when the caller needs
-    them, are drawn from the table's sequence first. Columns not given get the model field's default.
-    Returns the new ids when ``with_ids`` (in row order), else an empty list.
+    them, are drawn from the table's sequence first. ``common`` holds the values every row shares;
+    columns given neither way get the model field's default. Returns the new ids when ``with_ids``
+    (in row order), else an empty list.
     """
     if not rows:
         return []
+    common = common or {}
     fields = [f for f in model._meta.concrete_fields if not f.generated and (with_ids or not f.primary_key)]
     if connection.vendor != "postgresql":
-        objs = model._default_manager.bulk_create([model(**row) for row in rows], batch_size=1000)
+        objs = model._default_manager.bulk_create([model(**{**common, **row}) for row in rows], batch_size=1000)
         return [obj.pk for obj in objs] if with_ids else []
     ids: list[int] = []
+    pk = model._meta.pk
+    assert pk is not None
     with connection.cursor() as cursor:
         if with_ids:
-            pk = model._meta.pk
-            assert pk is not None
             cursor.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
                 [model._meta.db_table, pk.column, len(rows)],
             )
             ids = [row[0] for row in cursor.fetchall()]
-            for row, new_id in zip(rows, ids, strict=True):
-                row[pk.attname] = new_id
-        defaults = {f.attname: f.get_default() for f in fields}
+        # Each row starts from a template (defaults and shared values, JSON already encoded) and sets
+        # only its own keys: a lead row has ~10 values of its ~40 columns.
         json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+        position = {f.attname: i for i, f in enumerate(fields)}
+        template: list[Any] = []
+        for f in fields:
+            value = common[f.attname] if f.attname in common else f.get_default()
+            template.append(_to_json(value) if f.attname in json_fields else value)
+        pk_position = position[pk.attname] if with_ids else -1
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
         table = connection.ops.quote_name(model._meta.db_table)
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                values = []
-                for f in fields:
-                    value = row.get(f.attname, defaults[f.attname])
-                    if f.attname in json_fields:
-                        value = json.dumps(value, ensure_ascii=False)
-                    values.append(value)
+            for index, row in enumerate(rows):
+                values = template.copy()
+                for name, value in row.items():
+                    values[position[name]] = _to_json(value) if name in json_fields else value
+                if with_ids:
+                    values[pk_position] = ids[index]
                 copy.write_row(values)
     return ids
 
@@ -563,31 +678,24 @@ def _create_leads(job: ImportJob, rows: list[Row], now: Any, job_tag_ids: dict[s
         "last_activity_at": now,
         "updated_at": now,
         "interests": [],
+        # Dirty from birth: the pipeline scores them after the job, without a second write of each lead.
+        "dirty_since": now,
     }
-    ids = _insert(Lead, [{**base, **row.data, "attributes": row.attributes} for row in rows], with_ids=True)
+    ids = _insert(Lead, [{**row.data, "attributes": row.attributes} for row in rows], common=base, with_ids=True)
     _insert(
         LeadStageChange,
-        [
-            {"lead_id": lead_id, "from_stage": "", "to_stage": Stage.NEW, "changed_by_id": job.created_by_id,
-             "changed_at": now, "reason": ""}
-            for lead_id in ids
-        ],
+        [{"lead_id": lead_id} for lead_id in ids],
+        common={"from_stage": "", "to_stage": Stage.NEW, "changed_by_id": job.created_by_id, "changed_at": now,
+                "reason": ""},
     )  # fmt: skip
     # One timeline event per lead: where it came from (file, line) is what a rep asks first.
     _insert(
         Interaction,
         [
-            {
-                "lead_id": lead_id,
-                "type": IMPORT_EVENT,
-                "occurred_at": now,
-                "created_at": now,
-                "properties": {"import_job": job.pk, "file": job.original_filename, "line": row.line},
-                "created_by_id": job.created_by_id,
-                "external_id": None,
-            }
+            {"lead_id": lead_id, "properties": {"import_job": job.pk, "file": job.original_filename, "line": row.line}}
             for lead_id, row in zip(ids, rows, strict=True)
         ],
+        common=_event_values(job, now),
     )
     row_tags = _tag_ids({tag for row in rows for tag in row.tags})
     _insert(
@@ -600,44 +708,42 @@ def _create_leads(job: ImportJob, rows: list[Row], now: Any, job_tag_ids: dict[s
     )
 
 
+def _event_values(job: ImportJob, now: Any) -> dict[str, Any]:
+    """The columns every ``import`` interaction of a chunk shares."""
+    return {"type": IMPORT_EVENT, "occurred_at": now, "created_at": now, "created_by_id": job.created_by_id}
+
+
 def _update_leads(
     job: ImportJob, matches: list[_Match], conflicts: list[dict[str, Any]], now: Any, job_tag_ids: dict[str, int]
 ) -> None:
     if not matches:
         return
     row_tags = _tag_ids({t for m in matches for t in m.row_tags})
-    through = Lead.tags.through
-    current = set(through.objects.filter(lead_id__in=[m.lead.pk for m in matches]).values_list("lead_id", "tag_id"))
-    links = []
-    for match in matches:
-        wanted = {*job_tag_ids.values(), *(row_tags[t] for t in match.row_tags)}
-        match.tags_added = {tag_id for tag_id in wanted if (match.lead.pk, tag_id) not in current}
-        links += [through(lead_id=match.lead.pk, tag_id=tag_id) for tag_id in match.tags_added]
-        match.lead.last_activity_at = now
-        match.lead.updated_at = now
-    through.objects.bulk_create(links, batch_size=5000, ignore_conflicts=True)
-    fields = sorted({name for m in matches for name in m.imported} | {"attributes"})
-    _update(Lead, [m.lead for m in matches], [*fields, "last_activity_at", "updated_at"])
+    by_id = {m.pk: m for m in matches}
+    wanted = [
+        (m.pk, tag_id)
+        for m in matches
+        for tag_id in sorted({*job_tag_ids.values(), *(row_tags[t] for t in m.row_tags)})
+    ]
+    for lead_id, tag_id in _add_tags(wanted):
+        by_id[lead_id].tags_added.add(tag_id)
+    _write_matches(matches, now)
     _insert(
         Interaction,
         [
             {
-                "lead_id": m.lead.pk,
-                "type": IMPORT_EVENT,
-                "occurred_at": now,
-                "created_at": now,
+                "lead_id": m.pk,
                 "properties": {
                     "import_job": job.pk,
                     "file": job.original_filename,
                     "line": m.lines[0],
                     "updated_fields": sorted(m.imported) + sorted(f"attr:{k}" for k in m.attributes_added),
                 },
-                "created_by_id": job.created_by_id,
-                "external_id": None,
             }
             for m in matches
         ]
         + conflicts,
+        common=_event_values(job, now),
     )
     # A lead this very import created (an earlier chunk) is deleted by undo anyway: no restore record.
     _insert(
@@ -645,7 +751,7 @@ def _update_leads(
         [
             {
                 "job_id": job.pk,
-                "lead_id": m.lead.pk,
+                "lead_id": m.pk,
                 "previous": {
                     "fields": m.previous,
                     "imported": m.imported,
@@ -654,9 +760,80 @@ def _update_leads(
                 },
             }
             for m in matches
-            if m.lead.import_job_id != job.pk
+            if m.lead["import_job_id"] != job.pk
         ],
     )
+
+
+def _add_tags(links: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Link (lead, tag) pairs; returns the pairs that were not linked yet (what undo removes)."""
+    if not links:
+        return []
+    through = Lead.tags.through
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {through._meta.db_table} (lead_id, tag_id)"
+                " SELECT * FROM unnest(%s::bigint[], %s::bigint[]) ON CONFLICT (lead_id, tag_id) DO NOTHING"
+                " RETURNING lead_id, tag_id",
+                [[lead for lead, _tag in links], [tag for _lead, tag in links]],
+            )
+            return cast("list[tuple[int, int]]", cursor.fetchall())
+    linked = set(through.objects.filter(lead_id__in={lead for lead, _tag in links}).values_list("lead_id", "tag_id"))
+    added = [link for link in links if link not in linked]
+    through.objects.bulk_create([through(lead_id=lead, tag_id=tag) for lead, tag in added], ignore_conflicts=True)
+    return added
+
+
+# Array types for the columns an import fills (everything else it fills is text).
+_ARRAY_TYPES = {"campaign_id": "bigint[]"}
+
+
+def _write_matches(matches: list[_Match], now: Any) -> None:
+    """One UPDATE for the chunk's matched leads, touching only the columns the import fills in.
+
+    Each lead is written once: the filled values, its last activity (the import is on its timeline)
+    and the pipeline's dirty flag together. ``updated_at`` moves only on a lead whose data changed.
+    """
+    names = sorted({name for m in matches for name in m.imported})
+    with_attributes = any(m.attributes_added for m in matches)
+    if connection.vendor != "postgresql":
+        for m in matches:
+            values: dict[str, Any] = {name: m.imported[name] for name in m.imported}
+            if m.attributes_added:
+                values["attributes"] = m.lead["attributes"]
+            if values:
+                values["updated_at"] = now
+            Lead.objects.filter(pk=m.pk).update(
+                **values, last_activity_at=now, dirty_since=Coalesce("dirty_since", Value(now))
+            )
+        return
+    qn = connection.ops.quote_name
+    columns = {name: qn(str(cast("ModelField[Any, Any]", Lead._meta.get_field(name)).column)) for name in names}
+    arrays: list[Any] = [[m.pk for m in matches]]
+    selects = ["unnest(%s::bigint[]) AS id"]
+    sets = []
+    for index, name in enumerate(names):
+        arrays.append([m.imported.get(name) for m in matches])
+        selects.append(f"unnest(%s::{_ARRAY_TYPES.get(name, 'text[]')}) AS v{index}")
+        sets.append(f"{columns[name]} = COALESCE(v.v{index}, t.{columns[name]})")
+    if with_attributes:
+        arrays.append([_to_json(m.lead["attributes"]) if m.attributes_added else None for m in matches])
+        selects.append("unnest(%s::text[])::jsonb AS attributes")
+        sets.append("attributes = COALESCE(v.attributes, t.attributes)")
+    arrays.append([bool(m.imported or m.attributes_added) for m in matches])
+    selects.append("unnest(%s::boolean[]) AS changed")
+    sets += [
+        "updated_at = CASE WHEN v.changed THEN %s ELSE t.updated_at END",
+        "last_activity_at = GREATEST(t.last_activity_at, %s)",
+        "dirty_since = COALESCE(t.dirty_since, %s)",
+    ]
+    table = qn(Lead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS t SET {', '.join(sets)} FROM (SELECT {', '.join(selects)}) AS v WHERE t.id = v.id",
+            [now, now, now, *arrays],  # the SET clause's parameters come first in the statement
+        )
 
 
 # --- Undo ---------------------------------------------------------------------------------------

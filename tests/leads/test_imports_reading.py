@@ -206,6 +206,31 @@ def test_the_fast_chinese_mobile_path_agrees_with_the_full_phone_parser() -> Non
                 assert outcome(fast_phone, written) == outcome(normalize_phone, written), written
 
 
+EMAIL_CASES = [
+    "", "  ", " Ann@Example.COM ", "ａｎｎ@ｅｘａｍｐｌｅ.ｃｏｍ", "a@b", "a@localhost", "a@[127.0.0.1]", "a@[::1]",
+    "a@[1.2.3.999]", "a@b..c", "a b@c.com", "x@-a.com", "x@a-.com", '"quoted"@x.com', "a@b.c", "a@@b.com",
+    "@x.com", "a@", "名@x.com", "a@例子.测试", "a@xn--fsq.com", "tab\t@x.com", "x" * 330 + "@a.com",
+    "a@" + "b" * 70 + ".com",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", EMAIL_CASES)
+def test_the_import_e_mail_check_agrees_with_the_one_every_entry_point_uses(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from common.normalize import normalize_email, normalize_text
+    from leads.imports.rows import clean_text, fast_email
+
+    def outcome(normalize, value: str) -> str:
+        try:
+            return normalize(value)
+        except ValidationError:
+            return "invalid"
+
+    assert outcome(fast_email, value) == outcome(normalize_email, value)
+    assert clean_text(value) == normalize_text(value)
+
+
 def test_a_workbook_that_expands_too_much_is_refused_before_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     # A small upload whose shared strings unpack to gigabytes would exhaust memory inside openpyxl.
     rows: list[list[object]] = [["name"]]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, transaction
 
 from leads import services
 from leads.models import (
@@ -21,6 +25,7 @@ from leads.models import (
     Stage,
 )
 from leads.services import imports as import_services
+from leads.services.intake import lead_upsert
 from tests.conftest import Org
 from tests.factories import CampaignFactory, InteractionFactory, LeadFactory
 
@@ -216,6 +221,32 @@ def test_database_duplicates_are_filled_in_and_conflicts_kept_on_the_timeline(ru
     assert update.previous["fields"] == {"company": ""}
 
 
+def test_a_matched_lead_the_list_brings_nothing_new_to_keeps_its_data(run_import, existing: Lead) -> None:
+    Lead.objects.filter(pk=existing.pk).update(company="Acme", attributes={"plan": "gold"})
+
+    job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.UPDATE)
+
+    assert job.updated == 1
+    after = Lead.objects.get(pk=existing.pk)
+    assert (after.name, after.company, after.job_title, after.attributes) == (
+        "Old Ann",
+        "Acme",
+        "CTO",
+        {"plan": "gold"},
+    )
+    # the list is still on its timeline, and undo has nothing to restore
+    assert Interaction.objects.get(lead=existing, type="import").properties["updated_fields"] == []
+    assert ImportUpdate.objects.get(job=job, lead=existing).previous["fields"] == {}
+
+
+def test_matched_and_created_leads_are_all_scored_after_an_update_import(run_import, existing: Lead) -> None:
+    job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.UPDATE)
+
+    assert (job.created, job.updated) == (1, 1)
+    leads = Lead.objects.filter(email__in=["ann@example.com", "new@example.com"])
+    assert all(lead.score_updated_at is not None and lead.dirty_since is None for lead in leads)
+
+
 def test_database_duplicates_are_created_anyway_when_asked(run_import, existing: Lead) -> None:
     job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.CREATE)
 
@@ -304,6 +335,69 @@ def test_a_crash_marks_the_job_failed_and_a_rerun_resumes_without_duplicates(
     assert Lead.objects.count() == 5
     services.import_run(job_id=job.pk)  # a redelivered task is a no-op
     assert Lead.objects.count() == 5
+
+
+def test_a_row_that_breaks_the_normalizer_fails_the_job_and_keeps_the_chunks_before_it(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(import_services, "CHUNK_ROWS", 2)
+    real_build = import_services.build_row
+
+    def build_row(line, *args, **kwargs):
+        if line == 5:
+            raise RuntimeError("normalizer crashed on line 5")
+        return real_build(line, *args, **kwargs)
+
+    monkeypatch.setattr(import_services, "build_row", build_row)
+    text = "name,email\n" + "".join(f"P{i},p{i}@example.com\n" for i in range(6))
+    job = services.import_create(file=upload(text), by=org.marketing)
+
+    with pytest.raises(RuntimeError):
+        services.import_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    assert "normalizer crashed on line 5" in job.error
+    # lines 2–3 and 4 … the chunk holding line 5 never started
+    assert (job.processed, job.created) == (2, 2)
+    assert Lead.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_import_waits_for_a_form_submission_of_the_same_person_and_then_skips_it(org: Org) -> None:
+    # given a web-form submission for ann@example.com whose transaction is still open
+    submitted = threading.Event()
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            with transaction.atomic():
+                lead_upsert(source_label="form:demo", created_by=None, name="Ann", email="ann@example.com")
+                submitted.set()
+                time.sleep(0.5)  # the import starts while this submission has not committed yet
+        except BaseException as exc:
+            errors.append(exc)
+            submitted.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    assert submitted.wait(timeout=30)
+
+    # when the same person is imported meanwhile
+    job = services.import_create(
+        file=upload("name,email\nAnn,ANN@example.com\nBob,bob@example.com\n"), by=org.marketing
+    )
+    services.import_run(job_id=job.pk)
+    thread.join()
+
+    # then the import waited for the submission, found its lead and made no duplicate
+    job.refresh_from_db()
+    assert errors == []
+    assert (job.created, job.skipped) == (1, 1)
+    assert Lead.objects.filter(email="ann@example.com").count() == 1
 
 
 # --- undo --------------------------------------------------------------------------------------------
