@@ -5,3 +5,10 @@ from django.apps import AppConfig
 
 class CommonConfig(AppConfig):
     name = "common"
+
+    def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from common.db import use_fast_timestamptz_loader
+
+        connection_created.connect(use_fast_timestamptz_loader, dispatch_uid="common.fast_timestamptz")

@@ -1,10 +1,25 @@
-"""Database helpers shared by apps' migrations."""
+"""Database helpers: PostgreSQL-only migration SQL, and a faster timestamp loader for psycopg."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.db import migrations
+
+try:
+    import psycopg
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
+    from psycopg.types.datetime import TimestamptzLoader
+
+    # The process-wide default: psycopg-binary's C loader when it is installed.
+    _DEFAULT_TIMESTAMPTZ_LOADER = (
+        psycopg.postgres.adapters.get_loader(psycopg.postgres.types["timestamptz"].oid, Format.TEXT)
+        or TimestamptzLoader
+    )
+except ImportError:  # pragma: no cover - psycopg is a dependency; SQLite-only installs never connect
+    Loader = object  # type: ignore[assignment,misc]
 
 
 class PostgresOnlySQL(migrations.RunSQL):
@@ -17,3 +32,33 @@ class PostgresOnlySQL(migrations.RunSQL):
     def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         if schema_editor.connection.vendor == "postgresql":
             super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class UtcTimestamptzLoader(Loader):
+    """Loads ``timestamptz`` with psycopg's C parser on connections whose time zone is UTC.
+
+    Django registers a Python subclass of psycopg's pure-Python loader on every connection, only to set
+    ``tzinfo=timezone.utc``; a list page of 50 leads parses ~270 timestamps that way, ~3 ms of CPU. On a
+    UTC connection (Django's own setting with ``USE_TZ``) psycopg's default loader, the C one when
+    psycopg-binary is installed, already returns ``timezone.utc`` datetimes: this wraps it, keeping the
+    ``timezone`` attribute Django compares before each cursor (a mismatch would re-register its own).
+    """
+
+    timezone = datetime.UTC
+
+    def __init__(self, oid: int, context: Any = None) -> None:
+        super().__init__(oid, context)
+        self._inner = _DEFAULT_TIMESTAMPTZ_LOADER(oid, context)
+
+    def load(self, data: Any) -> Any:
+        return self._inner.load(data)
+
+
+def use_fast_timestamptz_loader(*, sender: Any, connection: Any, **kwargs: Any) -> None:
+    """``connection_created`` receiver: install ``UtcTimestamptzLoader`` where it gives Django's answer."""
+    if connection.vendor != "postgresql" or connection.timezone is not datetime.UTC:
+        return
+    pg = connection.connection
+    if getattr(pg.info, "timezone", None) is not datetime.UTC:
+        return  # psycopg would return another tzinfo: keep Django's loader
+    pg.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
