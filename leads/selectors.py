@@ -450,16 +450,6 @@ def webform_list() -> QuerySet[WebForm]:
     )
 
 
-def webform_get_by_slug(*, slug: str) -> WebForm | None:
-    return WebForm.objects.select_related("default_campaign").filter(slug=slug).first()
-
-
-def webform_origin_allowed(*, slug: str, origin: str) -> bool:
-    """May a browser page at ``origin`` post to this form (CORS)? Only the form's own allowed origins may."""
-    origins = WebForm.objects.filter(slug=slug, is_active=True).values_list("allowed_origins", flat=True).first()
-    return bool(origins) and origin.rstrip("/") in {str(o).rstrip("/") for o in origins or []}
-
-
 def submission_list(*, status: str | None = None, form_id: int | None = None) -> QuerySet[FormSubmission]:
     qs = FormSubmission.objects.select_related("form", "lead").order_by("-received_at", "-id")
     if status:
