@@ -3,6 +3,13 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from assignment.api.views import (
+    AvailabilityView,
+    BulkReassignView,
+    LeadAssignmentViewSet,
+    RepProfileViewSet,
+    RuleViewSet,
+)
 from leads.api.activity import ActivityViewSet
 from leads.api.events import EventViewSet, PipelineStatusViewSet
 from leads.api.followups import TaskViewSet
@@ -11,6 +18,7 @@ from leads.api.merge import DuplicateListView, LeadMergeView, LeadMergeViewSet
 from leads.api.timeline import TimelineViewSet
 from leads.api.views import LeadViewSet
 from leads.api.webforms import SubmissionViewSet, WebFormSubmitView, WebFormViewSet
+from scoring.api.predictive import PredictiveModelViewSet
 from scoring.api.views import LeadScoreViewSet
 
 router = DefaultRouter()
@@ -19,6 +27,10 @@ router.register("imports", ImportViewSet, basename="import")
 router.register(r"leads/(?P<lead_id>\d+)/activities", ActivityViewSet, basename="lead-activity")
 router.register(r"leads/(?P<lead_id>\d+)/timeline", TimelineViewSet, basename="lead-timeline")
 router.register(r"leads/(?P<lead_id>\d+)/score", LeadScoreViewSet, basename="lead-score")
+router.register("scoring/model", PredictiveModelViewSet, basename="predictive-model")
+router.register(r"leads/(?P<lead_id>\d+)/assignments", LeadAssignmentViewSet, basename="lead-assignment")
+router.register("assignment/rules", RuleViewSet, basename="assignment-rule")
+router.register("assignment/profiles", RepProfileViewSet, basename="assignment-profile")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("forms", WebFormViewSet, basename="webform")
 router.register("submissions", SubmissionViewSet, basename="submission")
@@ -29,6 +41,8 @@ router.register("pipeline/status", PipelineStatusViewSet, basename="pipeline-sta
 urlpatterns = [
     path("forms/<slug:slug>/submit/", WebFormSubmitView.as_view(), name="webform-submit"),
     path("duplicates/", DuplicateListView.as_view(), name="duplicate-list"),
+    path("assignment/availability/", AvailabilityView.as_view(), name="assignment-availability"),
+    path("assignment/bulk-reassign/", BulkReassignView.as_view(), name="assignment-bulk-reassign"),
     path("leads/<int:lead_id>/merge/", LeadMergeView.as_view(), name="lead-merge"),
     # A file name, not a collection: no trailing slash (the router would add one).
     path("imports/<int:pk>/errors.csv", ImportViewSet.as_view({"get": "errors_csv"}), name="import-errors-csv"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Concat, Lower
+from django.db.models.functions import Coalesce, Concat, Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -147,6 +147,17 @@ class Lead(models.Model):
     score = models.IntegerField(_("score"), default=0)
     grade = models.CharField(_("grade"), max_length=16, blank=True)
     score_updated_at = models.DateTimeField(_("score updated"), null=True, blank=True)
+    # P(convert) from the active predictive model (scoring.predictive); null until a model has scored the lead.
+    conversion_probability = models.FloatField(_("conversion probability"), null=True, blank=True, editable=False)
+    # The rep's queue order: score points plus the probability in percentage points (docs/scoring.md);
+    # computed by the database, so it can never disagree with the two columns it reads.
+    priority = models.GeneratedField(
+        expression=models.F("score")
+        + Coalesce(models.F("conversion_probability"), models.F("score") / models.Value(100.0)) * models.Value(100.0),
+        output_field=models.FloatField(),
+        db_persist=True,
+        verbose_name=_("priority"),
+    )
 
     # Not null on purpose: it is a keyset-pagination key. A new lead's last activity is its creation.
     last_activity_at = models.DateTimeField(_("last activity"), default=timezone.now)
@@ -181,20 +192,16 @@ class Lead(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
 
-    # Lower-cased haystack for the free-text search; PostgreSQL indexes it with trigrams.
-    search_text = models.GeneratedField(
-        expression=Lower(
-            Concat(
-                "name",
-                models.Value(" "),
-                "email",
-                models.Value(" "),
-                "phone",
-                models.Value(" "),
-                "company",
-                output_field=models.TextField(),
-            )
-        ),
+    # Lower-cased haystacks for the free-text search, each with its own trigram GIN index (migration
+    # 0008): two indexes of half the size build in parallel, one per core, where one big index took
+    # the whole 1M-lead seed's critical path (docs/benchmarks.md, "Seed").
+    search_name = models.GeneratedField(
+        expression=Lower(Concat("name", models.Value(" "), "company", output_field=models.TextField())),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
+    search_contact = models.GeneratedField(
+        expression=Lower(Concat("email", models.Value(" "), "phone", output_field=models.TextField())),
         output_field=models.TextField(),
         db_persist=True,
     )
@@ -206,6 +213,7 @@ class Lead(models.Model):
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="lead_created_idx"),
             models.Index(fields=["-score", "-id"], name="lead_score_idx"),
+            models.Index(fields=["-priority", "-id"], name="lead_priority_idx"),
             models.Index(fields=["-last_activity_at", "-id"], name="lead_activity_idx"),
             models.Index(fields=["owner", "-created_at"], name="lead_owner_created_idx"),
             models.Index(fields=["team", "owner"], name="lead_team_owner_idx"),

@@ -198,7 +198,8 @@ def lead_field_names() -> tuple[str, ...]:
     """Lead fields a fit rule may read: the plain columns (no relations, no internals)."""
     from leads.models import Lead
 
-    hidden = {"id", "dirty_since", "search_text", "score", "grade", "score_updated_at", "attributes"}
+    hidden = {"id", "dirty_since", "search_name", "search_contact", "score", "grade", "score_updated_at", "attributes"}
+    hidden |= {"conversion_probability", "priority"}  # outputs of scoring, not facts about the lead
     return tuple(f.name for f in Lead._meta.concrete_fields if not f.is_relation and f.name not in hidden)
 
 
@@ -221,3 +222,119 @@ class ScoreHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.score} {self.grade} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class PredictiveStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    RUNNING = "running", _("Training")
+    ACTIVE = "active", _("Active")
+    RETIRED = "retired", _("Replaced by a newer model")
+    REJECTED = "rejected", _("Rejected (not better than the active model)")
+    REFUSED = "refused", _("Refused (too little data)")
+    FAILED = "failed", _("Failed")
+
+
+class PredictiveModel(models.Model):
+    """One training of the conversion model: its held-out quality, factors and the fitted model itself.
+
+    At most one row is active; a new one replaces it only when its held-out AUC is at least the active
+    one's on the same held-out leads (``scoring.predictive.services``).
+    """
+
+    version = models.PositiveIntegerField(_("version"), unique=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=PredictiveStatus.choices, default=PredictiveStatus.PENDING
+    )
+    is_active = models.BooleanField(_("active"), default=False)
+    message = models.TextField(_("message"), blank=True, help_text=_("Why it was refused, rejected or failed."))
+    trigger = models.CharField(_("trigger"), max_length=16, default="manual")  # manual | schedule
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("requested"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    n_positive = models.PositiveIntegerField(_("converted leads"), default=0)
+    n_negative = models.PositiveIntegerField(_("lost leads"), default=0)
+    n_train = models.PositiveIntegerField(_("training leads"), default=0)
+    n_test = models.PositiveIntegerField(_("held-out leads"), default=0)
+    auc = models.FloatField(_("held-out AUC"), null=True, blank=True)
+    log_loss = models.FloatField(_("held-out log-loss"), null=True, blank=True)
+    cv_auc = models.FloatField(_("cross-validated AUC"), null=True, blank=True)
+    # The active model's AUC on the same held-out leads when this one was trained (None: there was none).
+    previous_auc = models.FloatField(_("previous model's AUC"), null=True, blank=True)
+    features = models.JSONField(_("features"), default=list, blank=True)  # [{"key", "label", "kind"}]
+    top_factors = models.JSONField(_("top factors"), default=list, blank=True)  # [{"feature", "label", "weight"}]
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    sklearn_version = models.CharField(max_length=20, blank=True)
+    # The fitted model (joblib); written only by the training service, see docs/scoring.md on trust.
+    artifact = models.BinaryField(null=True, blank=True, editable=False)
+    artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    leads_scored = models.PositiveIntegerField(_("leads scored"), default=0)
+    scored_at = models.DateTimeField(_("all leads scored"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = _("predictive model")
+        verbose_name_plural = _("predictive models")
+        permissions = [("train_predictivemodel", _("Can train the predictive model"))]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="scoring_one_active_predictive_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version} ({self.status})"
+
+
+class RescoreMode(models.TextChoices):
+    PREVIEW = "preview", _("Preview")
+    APPLY = "apply", _("Apply")
+
+
+class RescoreStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class RescoreJob(models.Model):
+    """Every lead scored under one rule set, in the background: a preview (nothing written) or an apply.
+
+    Both walk the leads in id batches with the same code (``scoring.rescore``), so what a preview shows
+    is what an apply then writes, as long as no event arrives in between. ``summary`` holds the figures:
+    score histograms and grade counts before and after, grade moves (``"warm→hot": 120``), stage moves.
+    """
+
+    rule_set = models.ForeignKey(ScoringRuleSet, on_delete=models.CASCADE, related_name="rescore_jobs")
+    mode = models.CharField(_("mode"), max_length=8, choices=RescoreMode.choices)
+    status = models.CharField(_("status"), max_length=8, choices=RescoreStatus.choices, default=RescoreStatus.PENDING)
+    total = models.PositiveIntegerField(_("leads"), default=0)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    changed_scores = models.PositiveIntegerField(_("scores changed"), default=0)
+    changed_grades = models.PositiveIntegerField(_("grades changed"), default=0)
+    stage_moves = models.PositiveIntegerField(_("stages moved"), default=0)
+    # Apply only: leads left to the pipeline because an event arrived while the job ran.
+    skipped = models.PositiveIntegerField(_("left to the pipeline"), default=0)
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("requested"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("rescore job")
+        verbose_name_plural = _("rescore jobs")
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display()} v{self.rule_set.version} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return min(100, self.processed * 100 // self.total) if self.total else (100 if self.status == "done" else 0)

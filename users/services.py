@@ -46,6 +46,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "leads.view_leadmerge",
         "leads.add_leadmerge",
         "leads.change_leadmerge",
+        "scoring.view_predictivemodel",
     ),
     Role.MANAGER: (
         "leads.view_lead",
@@ -62,6 +63,8 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "leads.change_leadmerge",
         "users.view_team",
         "users.view_user",
+        "scoring.view_predictivemodel",
+        "scoring.train_predictivemodel",
     ),
 }
 

@@ -151,6 +151,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "drain-assignment-queue": {
+        "task": "assignment.tasks.queue_drain_task",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    # Retrain the predictive score on the outcomes known so far (it replaces the active one only if as good).
+    "train-predictive-model": {
+        "task": "scoring.tasks.predictive_train_scheduled_task",
+        "schedule": env.float("LEADCRM_PREDICTIVE_TRAIN_EVERY_S", default=86400.0),
+        "options": {"expires": env.float("LEADCRM_PREDICTIVE_TRAIN_EVERY_S", default=86400.0)},
+    },
 }
 
 # --- API ----------------------------------------------------------------------------------
@@ -213,7 +224,7 @@ LEADCRM_IMPORT_MAX_BYTES = env.int("LEADCRM_IMPORT_MAX_BYTES", default=50 * 1024
 
 # --- Event pipeline (issue #4) ---------------------------------------------------------------
 # Dotted paths of post-score hooks, called per processed lead: hook(lead=, result=, previous_score=, previous_stage=).
-LEADCRM_PIPELINE_HOOKS = env.list("LEADCRM_PIPELINE_HOOKS", default=[])
+LEADCRM_PIPELINE_HOOKS = env.list("LEADCRM_PIPELINE_HOOKS", default=["assignment.services.pipeline_hook"])
 LEADCRM_PIPELINE_BATCH_SIZE = env.int("LEADCRM_PIPELINE_BATCH_SIZE", default=500)
 # Seconds one processing task runs batches before it re-enqueues itself (lets other tasks in).
 LEADCRM_PIPELINE_TIME_BUDGET = env.float("LEADCRM_PIPELINE_TIME_BUDGET", default=20.0)

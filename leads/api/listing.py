@@ -73,6 +73,8 @@ def _plan() -> tuple[Step, ...]:
             steps.append((name, name, "bool"))
         elif isinstance(field, serializers.IntegerField):
             steps.append((name, name, "int"))
+        elif isinstance(field, serializers.FloatField):
+            steps.append((name, name, "float"))
         elif isinstance(field, serializers.ChoiceField | serializers.CharField):
             steps.append((name, name, "str"))
         else:
@@ -114,6 +116,7 @@ def lead_list_representation(
         "plain": lambda value: value,
         "str": str,
         "int": int,
+        "float": float,
         "bool": bool,
         "datetime": lambda value: _datetime(value, tz),
         "str_list": lambda value: [None if item is None else str(item) for item in value],

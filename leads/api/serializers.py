@@ -51,6 +51,10 @@ class LeadSerializer(PrebuiltFieldsMixin, serializers.ModelSerializer[Lead]):
     interests = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
     attributes = serializers.DictField(required=False, help_text="Custom attributes: a flat JSON object.")
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+    conversion_probability = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="P(convert) from the active predictive model; null until scored."
+    )
+    priority = serializers.FloatField(read_only=True, help_text="The queue order: score + 100 × probability.")
 
     class Meta:
         model = Lead
@@ -60,8 +64,8 @@ class LeadSerializer(PrebuiltFieldsMixin, serializers.ModelSerializer[Lead]):
             "source", "campaign", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
             "stage", "lost_reason", "first_contacted_at", "mql_at", "sql_at", "converted_at", "lost_at",
             "owner", "owner_detail", "team",
-            "score", "grade", "score_updated_at", "last_activity_at", "do_not_contact",
-            "created_at", "updated_at",
+            "score", "grade", "score_updated_at", "conversion_probability", "priority",
+            "last_activity_at", "do_not_contact", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = [
             "first_contacted_at", "mql_at", "sql_at", "converted_at", "lost_at",

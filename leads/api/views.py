@@ -56,7 +56,7 @@ class LeadViewSet(viewsets.ModelViewSet[Lead]):
     serializer_class = LeadSerializer
     filterset_class = LeadApiFilter
     permission_classes = [permissions.IsAuthenticated, LeadModelPermissions]
-    keyset_orderings = ("score", "created_at", "last_activity_at")
+    keyset_orderings = ("score", "priority", "created_at", "last_activity_at")
     keyset_default_ordering = "-created_at"
     queryset = Lead.objects.none()  # for schema generation; get_queryset decides
 

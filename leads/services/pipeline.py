@@ -18,6 +18,7 @@ from django.utils.module_loading import import_string
 
 from leads.models import Lead, LeadStageChange, PipelineRun, Stage
 from scoring import services as scoring
+from scoring.predictive import services as predictive
 
 logger = logging.getLogger(__name__)
 
@@ -218,11 +219,15 @@ def _release(pks: Sequence[int]) -> None:
 
 
 def _target_stage(lead: Lead, score: int, thresholds: scoring.Thresholds) -> str | None:
-    """The stage the score moves the lead to, or None: forward only, never out of converted/lost/SQL.
+    return stage_target(lead.stage, score, thresholds)
 
-    The thresholds are the active rule set's (data a manager edits).
+
+def stage_target(stage: str, score: int, thresholds: scoring.Thresholds) -> str | None:
+    """The stage the score moves a lead in ``stage`` to, or None: forward only, never out of
+    converted/lost/SQL. The thresholds are the rule set's (data a manager edits); the bulk rescore
+    (``scoring.rescore``) moves stages with the same rule.
     """
-    rank = AUTO_STAGE_ORDER.get(Stage(lead.stage)) if lead.stage in Stage.values else None
+    rank = AUTO_STAGE_ORDER.get(Stage(stage)) if stage in Stage.values else None
     if rank is None:
         return None
     if score >= thresholds.sql and rank < STAGE_RANK_TARGET[Stage.SQL]:
@@ -358,6 +363,11 @@ def _process(candidates: list[Lead], run: PipelineRun) -> None:
         run.finished_at = timezone.now()
         run.error = "\n".join(errors)[:10_000]
         run.save()
+    try:
+        # The batch's conversion probabilities: one prediction for all its leads (nothing without a model).
+        predictive.lead_probabilities_update(leads=[lead for lead, *_ in scored])
+    except Exception:  # the score is written; a stale probability is refreshed by the next batch or model
+        logger.exception("pipeline: predicting the batch's conversion probabilities failed")
     score_failed = set(read) - set(results)
     if score_failed:
         # After the commit: this transaction must not wait for locks while it holds others.

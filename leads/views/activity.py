@@ -22,6 +22,7 @@ from leads.models import Lead, Stage, TaskKind
 from leads.services.activity import ACTIVITY_KINDS, NOTE_MAX_LENGTH, ActivityOutcome
 from leads.views.leads import _json_items
 from scoring import selectors as scoring_selectors
+from scoring.predictive import selectors as predictive_selectors
 from users.models import User
 
 TIMELINE_PAGE_SIZE = 30
@@ -179,16 +180,19 @@ SCORE_CHART_WIDTH, SCORE_CHART_HEIGHT = 240, 60
 
 
 def _score_context(lead: Lead) -> dict[str, Any]:
-    """The breakdown of the stored score (its latest history row) and a small chart of recent changes."""
+    """The breakdown of the stored score (its latest history row), a small chart of recent changes, and the
+    predicted conversion probability with the facts behind it (None without an active model)."""
     history = scoring_selectors.lead_score_history(lead=lead)
+    prediction = predictive_selectors.lead_prediction(lead=lead)
     if not history:
-        return {"score_breakdown": [], "score_chart": None}
+        return {"score_breakdown": [], "score_chart": None, "prediction": prediction}
     oldest_first = list(reversed(history))
     step = SCORE_CHART_WIDTH / max(len(oldest_first) - 1, 1)
     points = " ".join(
         f"{round(i * step, 1)},{round(SCORE_CHART_HEIGHT * (1 - h.score / 100), 1)}" for i, h in enumerate(oldest_first)
     )
     return {
+        "prediction": prediction,
         "score_breakdown": history[0].breakdown,
         "score_chart": {
             "points": points,

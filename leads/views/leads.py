@@ -21,7 +21,9 @@ from leads.forms import LeadForm, StageChangeForm
 from leads.models import Lead
 from users.models import User
 
-LIST_ORDERINGS = ("-created_at", "created_at", "-score", "score", "-last_activity_at", "last_activity_at")
+LIST_ORDERINGS = (
+    "-created_at", "created_at", "-score", "score", "-priority", "priority", "-last_activity_at", "last_activity_at",
+)  # fmt: skip
 # Filters always shown on the list page; the rest sit folded under "More filters".
 MAIN_FILTERS = ("q", "stage", "source", "owner")
 PAGE_SIZE = 50

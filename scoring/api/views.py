@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from leads.api.activity import HasRolePermission, visible_lead_or_404
 from scoring import selectors
+from scoring.predictive import selectors as predictive_selectors
 
 
 class ContributionSerializer(serializers.Serializer[Any]):
@@ -28,6 +29,20 @@ class HistoryEntrySerializer(serializers.Serializer[Any]):
     at = serializers.DateTimeField()
 
 
+class FactorSerializer(serializers.Serializer[Any]):
+    feature = serializers.CharField(help_text='The feature key, e.g. "attr:plan" or "events:demo_request".')
+    label = serializers.CharField(help_text="What it is, in words.")  # type: ignore[assignment]  # the API word, not Field.label
+    weight = serializers.FloatField(help_text="Log-odds this fact adds (negative: takes away) for this lead.")
+    value = serializers.CharField(required=False, help_text="The lead's value.")
+
+
+class PredictionSerializer(serializers.Serializer[Any]):
+    probability = serializers.FloatField(allow_null=True, help_text="P(convert) stored on the lead; null until scored.")
+    model_version = serializers.IntegerField()
+    model_auc = serializers.FloatField(allow_null=True, help_text="The model's held-out AUC.")
+    factors = FactorSerializer(many=True, help_text="The facts that move this lead's probability most.")
+
+
 class LeadScoreSerializer(serializers.Serializer[Any]):
     lead = serializers.IntegerField()
     score = serializers.IntegerField()
@@ -36,6 +51,8 @@ class LeadScoreSerializer(serializers.Serializer[Any]):
     rule_set_version = serializers.IntegerField(allow_null=True)
     breakdown = ContributionSerializer(many=True)
     history = HistoryEntrySerializer(many=True, help_text="Score and grade changes, newest first.")
+    priority = serializers.FloatField(help_text="The queue order: score + 100 × probability (docs/scoring.md).")
+    prediction = PredictionSerializer(allow_null=True, help_text="Null while no predictive model is active.")
 
 
 class LeadScoreViewSet(viewsets.ViewSet):
@@ -47,7 +64,8 @@ class LeadScoreViewSet(viewsets.ViewSet):
         responses=LeadScoreSerializer,
     )
     def list(self, request: Request, lead_id: str) -> Response:
-        """The current score and grade, each rule that fired with its points, and recent changes; 404 if not visible."""
+        """The current score and grade, each rule that fired with its points, recent changes, and the predicted
+        conversion probability with the facts behind it; 404 if not visible."""
         lead = visible_lead_or_404(request, lead_id)
         history = selectors.lead_score_history(lead=lead)
         latest = history[0] if history else None
@@ -60,5 +78,7 @@ class LeadScoreViewSet(viewsets.ViewSet):
             # The latest history row is the breakdown of the stored score (a row is written on every change).
             "breakdown": latest.breakdown if latest else [],
             "history": [{"score": h.score, "grade": h.grade, "at": h.at} for h in history],
+            "priority": lead.priority,
+            "prediction": predictive_selectors.lead_prediction(lead=lead),
         }
         return Response(LeadScoreSerializer(data).data)

@@ -1,0 +1,1 @@
+"""Predictive score: P(convert) learned from leads whose outcome is known (see docs/scoring.md)."""
