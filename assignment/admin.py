@@ -10,7 +10,17 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from assignment import services
-from assignment.models import AssignmentDecision, AssignmentRule, LeadTeamMember, QueueEntry, RepProfile, RuleCursor
+from assignment.models import (
+    AssignmentDecision,
+    AssignmentRule,
+    LeadTeamMember,
+    Notification,
+    QueueEntry,
+    RepProfile,
+    RuleCursor,
+    SlaClock,
+    SlaPolicy,
+)
 
 
 class RepProfileForm(forms.ModelForm[RepProfile]):
@@ -134,3 +144,27 @@ class LeadTeamMemberAdmin(admin.ModelAdmin[LeadTeamMember]):
     list_display = ("lead", "user", "role", "added_at")
     list_filter = ("role",)
     raw_id_fields = ("lead", "user")
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(admin.ModelAdmin[SlaPolicy]):
+    list_display = ("grade", "minutes", "is_active")
+    list_editable = ("minutes", "is_active")
+
+
+@admin.register(SlaClock)
+class SlaClockAdmin(admin.ModelAdmin[SlaClock]):
+    list_display = ("lead", "owner", "started_at", "due_at", "touched_at", "breached_at")
+    list_filter = ("breached_at",)
+    raw_id_fields = ("lead", "owner", "rule")
+    readonly_fields = ("lead", "owner", "rule", "started_at", "due_at", "touched_at", "breached_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin[Notification]):
+    list_display = ("user", "kind", "lead", "created_at", "read_at")
+    list_filter = ("kind",)
+    raw_id_fields = ("user", "lead")

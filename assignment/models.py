@@ -52,6 +52,7 @@ class Trigger(models.TextChoices):
     MANUAL = "manual", _("Manual re-run")
     BULK = "bulk", _("Bulk reassignment")
     QUEUE = "queue", _("Taken from the queue")
+    SLA = "sla", _("First-touch deadline missed")
 
 
 class Strategy(models.TextChoices):
@@ -145,6 +146,9 @@ class AssignmentDecision(models.Model):
     )
     reason = models.TextField(_("reason"), blank=True)
     supporting = models.JSONField(_("supporting members"), default=list, blank=True)
+    # The lead's score and grade when decided (the fairness view sums what each rep received).
+    lead_score = models.IntegerField(_("score"), default=0)
+    lead_grade = models.CharField(_("grade"), max_length=16, blank=True)
     previous_owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -211,3 +215,70 @@ class LeadTeamMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.user_id} ({self.role})"
+
+
+class SlaPolicy(models.Model):
+    """The first-touch deadline for leads of one grade, in the owner's working minutes."""
+
+    grade = models.CharField(_("grade"), max_length=16, unique=True)
+    minutes = models.PositiveIntegerField(_("working minutes to first touch"))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["minutes"]
+        verbose_name = _("first-touch deadline")
+        verbose_name_plural = _("first-touch deadlines")
+
+    def __str__(self) -> str:
+        return f"{self.grade}: {self.minutes} min"
+
+
+class SlaClock(models.Model):
+    """The running first-touch deadline of a lead's current owner; restarted by each assignment."""
+
+    lead = models.OneToOneField("leads.Lead", on_delete=models.CASCADE, related_name="sla_clock")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(AssignmentRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(_("assigned"))
+    due_at = models.DateTimeField(_("first touch due"))
+    touched_at = models.DateTimeField(_("touched"), null=True, blank=True)
+    breached_at = models.DateTimeField(_("breached"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("first-touch clock")
+        verbose_name_plural = _("first-touch clocks")
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(touched_at__isnull=True, breached_at__isnull=True),
+                name="slaclock_running_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} due {self.due_at:%Y-%m-%d %H:%M}"
+
+
+class NotificationKind(models.TextChoices):
+    NEW_LEAD = "new_lead", _("New lead assigned")
+    SLA_BREACH = "sla_breach", _("First-touch deadline missed")
+
+
+class Notification(models.Model):
+    """An in-app notice for one person (also e-mailed when they have an address)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignment_notices")
+    kind = models.CharField(_("kind"), max_length=20, choices=NotificationKind.choices)
+    lead = models.ForeignKey("leads.Lead", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    message = models.TextField(_("message"))
+    created_at = models.DateTimeField(_("at"), default=timezone.now)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [models.Index(fields=["user", "-created_at"], name="notification_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.kind}"

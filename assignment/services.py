@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, F, GeneratedField, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, GeneratedField, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -37,14 +36,19 @@ from assignment.models import (
     AssignmentRule,
     LeadTeamMember,
     MemberRole,
+    Notification,
+    NotificationKind,
     Outcome,
     QueueEntry,
     RepProfile,
     RuleCursor,
+    SlaClock,
+    SlaPolicy,
     Strategy,
     Trigger,
 )
 from assignment.rules.availability import (
+    add_working_minutes,
     parse_out_of_office,
     validate_out_of_office,
     validate_time_zone,
@@ -57,7 +61,7 @@ from assignment.rules.validation import (
     validate_options,
     validate_triggers,
 )
-from leads.models import Lead, Stage
+from leads.models import EventType, Interaction, Lead, LeadStageChange, Stage
 from users.models import User
 
 logger = logging.getLogger(__name__)
@@ -185,8 +189,8 @@ def _lock_cursors(rules: Sequence[AssignmentRule]) -> dict[int, int | None]:
     ids = sorted(rule.pk for rule in rules)
     if not ids:
         return {}
-    locked = RuleCursor.objects.filter(rule_id__in=ids).order_by("rule_id")
-    cursors = dict(locked.values_list("rule_id", "last_user_id"))
+    locked = RuleCursor.objects.select_for_update().filter(rule_id__in=ids).order_by("rule_id")
+    cursors: dict[int, int | None] = dict(locked.values_list("rule_id", "last_user_id"))
     if len(cursors) < len(ids):
         # rule_save creates each cursor; a rule written around it (a fixture, raw SQL) gets one here.
         RuleCursor.objects.bulk_create([RuleCursor(rule_id=pk) for pk in ids], ignore_conflicts=True)
@@ -195,7 +199,7 @@ def _lock_cursors(rules: Sequence[AssignmentRule]) -> dict[int, int | None]:
 
 
 def _lock_lead(lead_id: int, *, skip_locked: bool = False) -> Lead | None:
-    qs = Lead.objects.all()
+    qs = Lead.objects.select_for_update(no_key=connection.vendor == "postgresql", skip_locked=skip_locked)
     return qs.filter(pk=lead_id).first()
 
 
@@ -286,6 +290,8 @@ def _record(
         winner_id=decision.winner_id if outcome != Outcome.QUEUED else None,
         reason=reason,
         supporting=[{"user": user_id, "role": role} for user_id, role in decision.supporting],
+        lead_score=lead.score,
+        lead_grade=lead.grade,
         previous_owner_id=previous_owner_id if previous_owner_id is not None else lead.owner_id,
         decided_at=now,
         decided_by=by,
@@ -311,6 +317,7 @@ def _apply_winner(
     winner = User.objects.select_related("team").get(pk=winner_id)
     leads_services.lead_assign(lead=lead, owner=winner, assigned_by=by)
     QueueEntry.objects.filter(lead_id=lead.pk).delete()
+    _on_assigned(lead, winner, rule, now=now)
     _write_members(lead, winner, decision.supporting, collaborative=rule is not None and rule.strategy == Strategy.TEAM)
     return _record(lead, decision, rule, Outcome.ASSIGNED, now=now, by=by, previous_owner_id=previous)
 
@@ -367,21 +374,6 @@ def crossed_up(*, lead: Lead, previous_score: int, previous_stage: str) -> bool:
     return _grade_rank(lead.grade, bands) > _grade_rank(scoring_rules.grade_for(previous_score, bands), bands)
 
 
-# Whether any rule is enabled, per process: (checked at, answer). The pipeline asks once per lead; a
-# deployment without rules must not pay a query each time. Saving a rule here resets it; other
-# processes see a change within RULES_CONFIGURED_TTL_S.
-RULES_CONFIGURED_TTL_S = 5.0
-_rules_configured: list[tuple[float, bool]] = []
-
-
-def _any_rule_enabled() -> bool:
-    if _rules_configured and time.monotonic() - _rules_configured[0][0] < RULES_CONFIGURED_TTL_S:
-        return _rules_configured[0][1]
-    answer = AssignmentRule.objects.filter(is_enabled=True).exists()
-    _rules_configured[:] = [(time.monotonic(), answer)]
-    return answer
-
-
 def pipeline_hook(*, lead: Lead, result: Any, previous_score: int, previous_stage: str) -> None:
     """Post-score hook (``LEADCRM_PIPELINE_HOOKS``): route new leads at once, and leads crossing a grade.
 
@@ -389,7 +381,7 @@ def pipeline_hook(*, lead: Lead, result: Any, previous_score: int, previous_stag
     no rule is enabled (assignment not set up) or the lead is closed, and leaves a queued lead to
     ``queue_drain``.
     """
-    if lead.stage in CLOSED_STAGES or not _any_rule_enabled():
+    if lead.stage in CLOSED_STAGES or not AssignmentRule.objects.filter(is_enabled=True).exists():
         return
     if lead.owner_id is None:
         if not QueueEntry.objects.filter(lead_id=lead.pk).exists():
@@ -459,12 +451,15 @@ def _assign_directly(lead: Lead, owner: User, *, by: User, now: datetime) -> Ass
     if previous != owner.pk:
         leads_services.lead_assign(lead=lead, owner=owner, assigned_by=by)
         QueueEntry.objects.filter(lead_id=lead.pk).delete()
+        _on_assigned(lead, owner, None, now=now)
     return AssignmentDecision.objects.create(
         lead=lead,
         trigger=Trigger.BULK,
         outcome=Outcome.ASSIGNED if previous != owner.pk else Outcome.KEPT,
         winner=owner,
         reason=reason,
+        lead_score=lead.score,
+        lead_grade=lead.grade,
         previous_owner_id=previous,
         decided_at=now,
         decided_by=by,
@@ -510,7 +505,6 @@ def rule_save(*, rule: AssignmentRule, pool_reps: Iterable[User] | None = None) 
         rule.position = (last or 0) + 1
     rule.save()
     RuleCursor.objects.get_or_create(rule=rule)
-    _rules_configured.clear()
     if pool_reps is not None:
         rule.pool_reps.set(list(pool_reps))
     return rule
@@ -575,3 +569,205 @@ def _drain_on_commit() -> None:
     from assignment.tasks import queue_drain_task
 
     transaction.on_commit(queue_drain_task.delay)
+
+
+# --- Dry run --------------------------------------------------------------------------------------
+
+DRY_RUN_MAX_LEADS = 5000
+
+
+@dataclass(frozen=True)
+class DryRunRow:
+    lead_id: int
+    lead_name: str
+    score: int
+    decision: engine.Decision
+
+
+@dataclass(frozen=True)
+class DryRun:
+    rows: tuple[DryRunRow, ...]
+    reps: tuple[engine.RepSnapshot, ...]
+
+
+def rule_spec_from_data(data: dict[str, Any], *, position: int) -> engine.RuleSpec:
+    """A draft rule (the API's rule fields, unsaved) as the engine sees it; validate it first."""
+    return engine.RuleSpec(
+        id=data.get("id"),
+        name=str(data.get("name") or _("Draft rule %(n)s") % {"n": position}),
+        strategy=str(data.get("strategy") or Strategy.ROUND_ROBIN),
+        conditions=conditions_from_json(data.get("conditions") or []),
+        triggers=frozenset(data.get("triggers") or (Trigger.NEW, Trigger.MANUAL, Trigger.BULK)),
+        pool=str(data.get("pool") or engine.POOL_EVERYONE),
+        team_id=data.get("pool_team"),
+        rep_ids=frozenset(int(pk) for pk in data.get("pool_reps") or ()),
+        options=dict(data.get("options") or {}),
+    )
+
+
+def assignment_dry_run(
+    *, leads: Sequence[Lead], rules: Sequence[engine.RuleSpec] | None = None, now: datetime | None = None
+) -> DryRun:
+    """Replay ``leads`` (oldest first) through ``rules`` (default: the enabled ones) as new leads; write nothing.
+
+    Starts from today's loads and the stored rotation cursors, and carries the simulation forward:
+    each simulated winner gets one more open lead and one more lead that day, round-robin cursors
+    advance, and each lead is decided at its own creation time (working hours, out of office). For
+    leads that have no owner yet this is exactly what live routing would then do, in the same order.
+    """
+    if rules is None:
+        rows = _enabled_rules()
+        cursors = dict(RuleCursor.objects.filter(rule__in=rows).values_list("rule_id", "last_user_id"))
+        rules = [rule_spec(rule, last_user_id=cursors.get(rule.pk)) for rule in rows]
+    last_user = {index: rule.last_user_id for index, rule in enumerate(rules)}
+    reps = {rep.user_id: rep for rep in rep_snapshots(now=now or timezone.now())}
+    day = timezone.localdate(now) if now is not None else timezone.localdate()
+    results: list[DryRunRow] = []
+    for lead in sorted(leads, key=lambda item: (item.created_at, item.pk))[:DRY_RUN_MAX_LEADS]:
+        at = lead.created_at
+        if timezone.localdate(at) != day:  # a new day: nobody has received anything yet
+            day = timezone.localdate(at)
+            reps = {pk: replace(rep, assigned_today=0) for pk, rep in reps.items()}
+        specs = [replace(rule, last_user_id=last_user[index]) for index, rule in enumerate(rules)]
+        snapshot = replace(lead_snapshot(lead), owner_id=None)
+        decision = engine.decide(lead=snapshot, rules=specs, reps=list(reps.values()), trigger=Trigger.NEW, now=at)
+        if decision.winner_id is not None and decision.rule is not None:
+            last_user[specs.index(decision.rule)] = decision.winner_id
+            winner = reps[decision.winner_id]
+            reps[winner.user_id] = replace(
+                winner, open_leads=winner.open_leads + 1, assigned_today=winner.assigned_today + 1
+            )
+        results.append(DryRunRow(lead.pk, lead.name, lead.score, decision))
+    return DryRun(tuple(results), tuple(reps.values()))
+
+
+# --- Notifications and the first-touch SLA -------------------------------------------------------
+
+
+def notify(*, user: User, kind: str, message: str, lead: Lead | None = None) -> Notification:
+    """An in-app notice; e-mailed too (after commit, by a task) when the person has an address."""
+    notice = Notification.objects.create(user=user, kind=kind, lead=lead, message=message)
+    if user.email:
+        from assignment.tasks import notification_email_task
+
+        transaction.on_commit(lambda: notification_email_task.delay(notice.pk))
+    return notice
+
+
+def notification_mark_read(*, notification: Notification) -> Notification:
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+def _profile_snapshot(user: User) -> engine.RepSnapshot:
+    """The owner's hours and days off, for counting a deadline in their working time."""
+    profile = RepProfile.objects.filter(user=user).first()
+    if profile is None:
+        return engine.RepSnapshot(user_id=user.pk, name=str(user))
+    return engine.RepSnapshot(
+        user_id=user.pk,
+        name=str(user),
+        time_zone=profile.time_zone,
+        working_hours=dict(profile.working_hours or {}),
+        out_of_office=parse_out_of_office(profile.out_of_office),
+    )
+
+
+def _on_assigned(lead: Lead, owner: User, rule: AssignmentRule | None, *, now: datetime) -> None:
+    """Tell the new owner, and start their first-touch clock when the lead's grade has a deadline."""
+    SlaClock.objects.filter(lead=lead).delete()
+    policy = SlaPolicy.objects.filter(grade=lead.grade, is_active=True).first() if lead.grade else None
+    deadline = ""
+    if policy is not None:
+        due = add_working_minutes(_profile_snapshot(owner), now, policy.minutes)
+        SlaClock.objects.create(lead=lead, owner=owner, rule=rule, started_at=now, due_at=due)
+        deadline = " " + _("First touch due by %(due)s.") % {"due": timezone.localtime(due).strftime("%Y-%m-%d %H:%M")}
+    notify(
+        user=owner,
+        kind=NotificationKind.NEW_LEAD,
+        lead=lead,
+        message=_("New lead for you: %(lead)s.") % {"lead": lead.name} + deadline,
+    )
+
+
+def sla_check(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Close the first-touch clocks whose deadline passed: touched in time, or breached.
+
+    A touch is a call/e-mail/meeting (an event type counted as a touch) logged by the owner, or a
+    stage change by the owner, since the clock started. A breach notifies the owner's team manager
+    and, when the rule that assigned the lead says ``sla_reassign``, re-runs that rule without the
+    owner (recorded like any assignment; the new owner gets a new clock). A clock whose lead changed
+    hands some other way is dropped. Runs every minute from beat; running it twice is harmless
+    (each clock is closed once, under the lead's row lock).
+    """
+    now = now or timezone.now()
+    touch_types = EventType.objects.filter(is_touch=True).values("key")
+    since = {"created_by": OuterRef("owner_id"), "lead": OuterRef("lead_id")}
+    clocks = (
+        SlaClock.objects.filter(touched_at__isnull=True, breached_at__isnull=True, due_at__lte=now)
+        .annotate(
+            called=Exists(
+                Interaction.objects.filter(**since, type__in=touch_types, created_at__gte=OuterRef("started_at"))
+            ),
+            moved=Exists(
+                LeadStageChange.objects.filter(
+                    lead=OuterRef("lead_id"), changed_by=OuterRef("owner_id"), changed_at__gte=OuterRef("started_at")
+                )
+            ),
+        )
+        .select_related("owner__team__manager", "rule")
+        .prefetch_related("rule__pool_reps")
+        .order_by("due_at")[:limit]
+    )
+    counts = {"touched": 0, "breached": 0, "reassigned": 0, "dropped": 0}
+    for clock in clocks:
+        with transaction.atomic():
+            lead = _lock_lead(clock.lead_id)
+            if lead is None or lead.owner_id != clock.owner_id:
+                SlaClock.objects.filter(pk=clock.pk).delete()
+                counts["dropped"] += 1
+                continue
+            if clock.called or clock.moved:
+                SlaClock.objects.filter(pk=clock.pk).update(touched_at=now)
+                counts["touched"] += 1
+                continue
+            SlaClock.objects.filter(pk=clock.pk).update(breached_at=now)
+            counts["breached"] += 1
+            _notify_breach(lead, clock)
+            if clock.rule is not None and clock.rule.is_enabled and (clock.rule.options or {}).get("sla_reassign"):
+                counts["reassigned"] += _sla_reassign(lead, clock, clock.rule, now=now)
+    return counts
+
+
+def _notify_breach(lead: Lead, clock: SlaClock) -> None:
+    manager = clock.owner.team.manager if clock.owner.team is not None else None
+    if manager is None:
+        logger.warning("sla: lead %s breached, but %s has no team manager to tell", lead.pk, clock.owner)
+        return
+    notify(
+        user=manager,
+        kind=NotificationKind.SLA_BREACH,
+        lead=lead,
+        message=_("%(owner)s missed the first-touch deadline (%(due)s) for %(lead)s.")
+        % {"owner": clock.owner, "due": timezone.localtime(clock.due_at).strftime("%Y-%m-%d %H:%M"), "lead": lead.name},
+    )
+
+
+def _sla_reassign(lead: Lead, clock: SlaClock, rule: AssignmentRule, *, now: datetime) -> int:
+    """Re-run the rule that assigned ``lead`` without its owner; 1 when someone else got it."""
+    cursors = _lock_cursors(_enabled_rules())
+    decision = engine.decide(
+        lead=lead_snapshot(lead),
+        rules=[rule_spec(rule, last_user_id=cursors.get(rule.pk))],
+        reps=rep_snapshots(now=now),
+        trigger=Trigger.SLA,
+        now=now,
+        exclude=frozenset({clock.owner_id}),
+    )
+    if decision.winner_id is None:
+        _record(lead, decision, rule, Outcome.KEPT, now=now, by=None)
+        return 0
+    _apply_winner(lead, decision, decision.winner_id, rule, now=now, by=None)
+    return 1

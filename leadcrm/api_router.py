@@ -7,7 +7,9 @@ from assignment.api.views import (
     AvailabilityView,
     BulkReassignView,
     LeadAssignmentViewSet,
+    NotificationViewSet,
     RepProfileViewSet,
+    RepStatsView,
     RuleViewSet,
 )
 from leads.api.activity import ActivityViewSet
@@ -19,6 +21,7 @@ from leads.api.timeline import TimelineViewSet
 from leads.api.views import LeadViewSet
 from leads.api.webforms import SubmissionViewSet, WebFormSubmitView, WebFormViewSet
 from scoring.api.predictive import PredictiveModelViewSet
+from scoring.api.rulesets import RescoreJobViewSet, RuleSetViewSet
 from scoring.api.views import LeadScoreViewSet
 
 router = DefaultRouter()
@@ -28,9 +31,12 @@ router.register(r"leads/(?P<lead_id>\d+)/activities", ActivityViewSet, basename=
 router.register(r"leads/(?P<lead_id>\d+)/timeline", TimelineViewSet, basename="lead-timeline")
 router.register(r"leads/(?P<lead_id>\d+)/score", LeadScoreViewSet, basename="lead-score")
 router.register("scoring/model", PredictiveModelViewSet, basename="predictive-model")
+router.register("scoring/rule-sets", RuleSetViewSet, basename="scoring-rule-set")
+router.register("scoring/rescore-jobs", RescoreJobViewSet, basename="rescore-job")
 router.register(r"leads/(?P<lead_id>\d+)/assignments", LeadAssignmentViewSet, basename="lead-assignment")
 router.register("assignment/rules", RuleViewSet, basename="assignment-rule")
 router.register("assignment/profiles", RepProfileViewSet, basename="assignment-profile")
+router.register("assignment/notifications", NotificationViewSet, basename="assignment-notification")
 router.register("tasks", TaskViewSet, basename="task")
 router.register("forms", WebFormViewSet, basename="webform")
 router.register("submissions", SubmissionViewSet, basename="submission")
@@ -43,6 +49,7 @@ urlpatterns = [
     path("duplicates/", DuplicateListView.as_view(), name="duplicate-list"),
     path("assignment/availability/", AvailabilityView.as_view(), name="assignment-availability"),
     path("assignment/bulk-reassign/", BulkReassignView.as_view(), name="assignment-bulk-reassign"),
+    path("assignment/reps/stats/", RepStatsView.as_view(), name="assignment-rep-stats"),
     path("leads/<int:lead_id>/merge/", LeadMergeView.as_view(), name="lead-merge"),
     # A file name, not a collection: no trailing slash (the router would add one).
     path("imports/<int:pk>/errors.csv", ImportViewSet.as_view({"get": "errors_csv"}), name="import-errors-csv"),

@@ -19,4 +19,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("users.urls")),
     path("", include("leads.urls")),
+    path("", include("assignment.urls")),
 ]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from scoring import services
-from scoring.models import GradeBand, ScoreHistory, ScoringRule, ScoringRuleSet
+from scoring.models import GradeBand, RescoreJob, RescoreMode, ScoreHistory, ScoringRule, ScoringRuleSet
+from scoring.rescore import rescore_job_create
+
+
+def _applied(rule_set: ScoringRuleSet) -> bool:
+    return rule_set.is_active or rule_set.rescore_jobs.filter(mode=RescoreMode.APPLY).exists()
 
 
 class GradeBandInline(admin.TabularInline[GradeBand, ScoringRuleSet]):
@@ -40,14 +46,28 @@ class ScoringRuleSetAdmin(admin.ModelAdmin[ScoringRuleSet]):
             copy = services.rule_set_copy(rule_set=rule_set, created_by=request.user)
             self.message_user(request, _("Created %(rule_set)s.") % {"rule_set": copy})
 
-    @admin.action(description=_("Activate (score with this version)"))
+    @admin.action(description=_("Apply (activate and rescore every lead)"))
     def activate(self, request: HttpRequest, queryset: QuerySet[ScoringRuleSet]) -> None:
         if queryset.count() != 1:
             self.message_user(request, _("Choose exactly one rule set to activate."), messages.ERROR)
             return
         rule_set = queryset.get()
-        services.rule_set_activate(rule_set=rule_set)
-        self.message_user(request, _("%(rule_set)s is now active.") % {"rule_set": rule_set})
+        try:
+            job = rescore_job_create(rule_set=rule_set, mode=RescoreMode.APPLY, created_by=request.user)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return
+        self.message_user(
+            request,
+            _("%(rule_set)s is being applied: every lead is rescored in the background (job %(job)s).")
+            % {"rule_set": rule_set, "job": job.pk},
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: ScoringRuleSet | None = None) -> bool:
+        # An applied version explains the scores it made: it stays as it was (copy it to change it).
+        if obj is not None and _applied(obj):
+            return False
+        return super().has_change_permission(request, obj)
 
 
 @admin.register(ScoringRule)
@@ -55,6 +75,16 @@ class ScoringRuleAdmin(admin.ModelAdmin[ScoringRule]):
     list_display = ("__str__", "rule_set", "kind", "points", "field", "operator", "event_type", "is_active", "position")
     list_filter = ("rule_set", "kind", "is_active")
     search_fields = ("name", "field", "event_type")
+
+    def has_change_permission(self, request: HttpRequest, obj: ScoringRule | None = None) -> bool:
+        if obj is not None and _applied(obj.rule_set):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ScoringRule | None = None) -> bool:
+        if obj is not None and _applied(obj.rule_set):
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(ScoreHistory)
@@ -68,4 +98,14 @@ class ScoreHistoryAdmin(admin.ModelAdmin[ScoreHistory]):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: ScoreHistory | None = None) -> bool:
+        return False
+
+
+@admin.register(RescoreJob)
+class RescoreJobAdmin(admin.ModelAdmin[RescoreJob]):
+    list_display = ("__str__", "status", "processed", "total", "changed_scores", "changed_grades", "created_at")
+    list_filter = ("mode", "status")
+    readonly_fields = [f.name for f in RescoreJob._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -63,6 +63,8 @@ class CompiledRuleSet:
             elif rule.condition is not None:
                 self._fit.append((index, rule, rule.condition, {}))
         self._buckets: dict[tuple[str, int, tuple[tuple[str, str | None], ...]], tuple[tuple[int, float], ...]] = {}
+        # A score is a whole number in 0–100: its grade is looked up, not searched for.
+        self._grades = [rules.grade_for(score, ruleset.bands) for score in range(rules.MAX_SCORE + 1)]
 
     def fields(self) -> frozenset[str]:
         """The lead fields the fit rules read (``email`` too when a rule reads the e-mail domain)."""
@@ -106,7 +108,8 @@ class CompiledRuleSet:
         """Score, grade and the rules that fired, for one lead's facts."""
         fired: list[Fired] = []
         for index, rule, condition, memo in self._fit:
-            fact = self._fact(condition.field, fields, attributes, days_inactive)
+            name = condition.field
+            fact = fields.get(name) if name in fields else self._fact(name, fields, attributes, days_inactive)
             key = _key(fact)
             holds = memo.get(key) if key is not None else None
             if holds is None:
@@ -141,7 +144,7 @@ class CompiledRuleSet:
                     fired.append((index, points, counted))
         total = math.fsum(points for _, points, _ in fired)
         score = max(rules.MIN_SCORE, min(rules.MAX_SCORE, round(total)))
-        return score, rules.grade_for(score, self.ruleset.bands), tuple(fired)
+        return score, self._grades[score], tuple(fired)
 
     def evaluate_facts(self, facts: rules.LeadFacts) -> tuple[int, str, tuple[Fired, ...]]:
         """``evaluate`` for a ``LeadFacts`` (what the engine takes): the equivalence tests use it."""

@@ -23,15 +23,17 @@ bulk rescore; see docs/scoring.md.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Count, F, Max, Min, Prefetch
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -42,19 +44,18 @@ from leads.services.pipeline import stage_target
 from scoring import rules
 from scoring.compiled import CompiledRuleSet, Fired
 from scoring.models import RescoreJob, RescoreMode, RescoreStatus, ScoreHistory, ScoringRule, ScoringRuleSet
-from scoring.services import _property_columns, rule_set_activate, rule_set_from_row
+from scoring.services import event_property_columns, rule_set_activate, rule_set_from_row
 
 logger = logging.getLogger(__name__)
 
 BINS = 10  # score histogram: 0–9, 10–19, …, 90–100
 
 
-def rule_set_load(rule_set: ScoringRuleSet | int) -> rules.RuleSet:
-    """The pure rule set of a stored version (its enabled rules and its bands), active or not."""
+def rule_set_load(rule_set: ScoringRuleSet | int, *, include_inactive: bool = False) -> rules.RuleSet:
+    """The pure rule set of a stored version (its enabled rules, or all of them, and its bands)."""
     pk = rule_set.pk if isinstance(rule_set, ScoringRuleSet) else rule_set
-    row = ScoringRuleSet.objects.prefetch_related(
-        Prefetch("rules", queryset=ScoringRule.objects.filter(is_active=True)), "bands"
-    ).get(pk=pk)
+    enabled = ScoringRule.objects.all() if include_inactive else ScoringRule.objects.filter(is_active=True)
+    row = ScoringRuleSet.objects.prefetch_related(Prefetch("rules", queryset=enabled), "bands").get(pk=pk)
     return rule_set_from_row(row)
 
 
@@ -73,6 +74,7 @@ class Tally:
     grades_after: Counter[str] = field(default_factory=Counter)
     grade_moves: Counter[str] = field(default_factory=Counter)
     stages: Counter[str] = field(default_factory=Counter)
+    phases: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # seconds per phase
 
     def add(self, old_score: int, old_grade: str, new_score: int, new_grade: str, target: str | None) -> None:
         self.total += 1
@@ -97,6 +99,7 @@ class Tally:
             "grades_after": dict(self.grades_after),
             "grade_moves": dict(self.grade_moves.most_common()),
             "stage_moves": dict(self.stages),
+            "phases_s": {phase: round(seconds, 1) for phase, seconds in self.phases.items()},
         }
 
 
@@ -137,30 +140,48 @@ def _day(value: date | str) -> date:
 
 def _buckets(ruleset: rules.RuleSet, lo: int, hi: int, today: date) -> dict[int, list[Any]]:
     """Per lead, ``(type, age in days, count, properties)`` buckets, exactly as ``lead_facts_for_batch``."""
-    columns = _property_columns(ruleset)
+    columns = event_property_columns(ruleset)
     query = (
         Interaction.objects.filter(lead_id__gte=lo, lead_id__lt=hi)
         .values("lead_id", "type", day=TruncDate("occurred_at"), **{name: expr for name, (_, expr) in columns.items()})
         .annotate(n=Count("id"))
         .order_by()
     )
+    # event_property_columns numbers the paths in sorted order, so each row's pairs come out sorted already.
     paths = [path for _, (path, _) in columns.items()]
     # A raw cursor over the ORM's own SQL: millions of grouped rows, without a dict and converters each.
     sql, params = query.query.get_compiler(using=query.db).as_sql()
     by_lead: dict[int, list[Any]] = {}
+    ages: dict[Any, int] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for row in cursor.fetchall():
-            lead_id, type_, day, *values, n = row
+        for lead_id, type_, day, *values, n in cursor.fetchall():
+            age = ages.get(day)
+            if age is None:
+                age = ages[day] = max((today - _day(day)).days, 0)
             properties = tuple(
-                sorted((path, None if value is None else str(value)) for path, value in zip(paths, values, strict=True))
+                (path, None if value is None else str(value)) for path, value in zip(paths, values, strict=True)
             )
-            age = max((today - _day(day)).days, 0)
-            by_lead.setdefault(lead_id, []).append((type_, age, n, properties))
+            bucket = (type_, age, n, properties)
+            found = by_lead.get(lead_id)
+            if found is None:
+                by_lead[lead_id] = [bucket]
+            else:
+                found.append(bucket)
     return by_lead
 
 
-def _score_batch(compiled: CompiledRuleSet, lo: int, hi: int, now: datetime, wants_attributes: bool) -> list[_Row]:
+def _score_batch(
+    compiled: CompiledRuleSet,
+    lo: int,
+    hi: int,
+    now: datetime,
+    wants_attributes: bool,
+    phases: defaultdict[str, float] | None = None,
+) -> list[_Row]:
+    """Read the leads with ids in [lo, hi) and their event buckets; score them under ``compiled``."""
+    phases = defaultdict(float) if phases is None else phases
+    t0 = time.perf_counter()
     today = timezone.localdate(now)
     names = sorted(compiled.fields() & {f.name for f in Lead._meta.concrete_fields})
     extra = ["attributes"] if wants_attributes else []
@@ -172,9 +193,12 @@ def _score_batch(compiled: CompiledRuleSet, lo: int, hi: int, now: datetime, wan
         )
     )
     buckets = _buckets(compiled.ruleset, lo, hi, today)
+    fetched = list(values)
+    t1 = time.perf_counter()
+    phases["read"] += t1 - t0
     thresholds = compiled.ruleset.thresholds
     rows = []
-    for pk, score, grade, stage, mql_at, sql_at, updated, last_activity, *rest in values:
+    for pk, score, grade, stage, mql_at, sql_at, updated, last_activity, *rest in fetched:
         attributes = rest.pop(0) if wants_attributes else {}
         fields = dict(zip(names, rest, strict=True))
         events = buckets.get(pk, ())
@@ -187,6 +211,7 @@ def _score_batch(compiled: CompiledRuleSet, lo: int, hi: int, now: datetime, wan
         )
         row.target = stage_target(stage, row.new_score, thresholds)
         rows.append(row)
+    phases["score"] += time.perf_counter() - t1
     return rows
 
 
@@ -356,6 +381,14 @@ def rescore_run(*, job_id: int) -> RescoreJob | None:
     return job
 
 
+def _write_batch(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[int, float]:
+    """Write one batch in its own transaction; return how many leads were left to the pipeline, and seconds."""
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        _written, stale = _write(rows, ruleset, now)
+    return len(stale), time.perf_counter() - t0
+
+
 def _run(job: RescoreJob) -> Tally:
     apply = job.mode == RescoreMode.APPLY
     if apply:
@@ -371,13 +404,39 @@ def _run(job: RescoreJob) -> Tally:
     size = int(getattr(settings, "LEADCRM_RESCORE_BATCH_SIZE", 20_000))
     tally = Tally()
     now = timezone.now()
-    for lo, hi in _id_ranges(size):
-        batch = _score_batch(compiled, lo, hi, now, wants_attributes)
-        if apply:
-            with transaction.atomic():
-                _written, stale = _write([row for row in batch if row.changes], ruleset, now)
-            tally.skipped += len(stale)
-        for row in batch:
-            tally.add(row.score, row.grade, row.new_score, row.new_grade, row.target)
-        RescoreJob.objects.filter(pk=job.pk).update(processed=F("processed") + len(batch))
+    # On PostgreSQL the writes of batch k run on a second connection while batch k+1 is read and
+    # scored: PostgreSQL maintaining the lead indexes and Python scoring then use a core each. Inside
+    # a transaction (the tests) a second connection could not see the rows, so it all runs inline.
+    overlap = apply and connection.vendor == "postgresql" and not connection.in_atomic_block
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescore-writer") if overlap else None
+    pending: Future[tuple[int, float]] | None = None
+
+    def collect() -> None:
+        nonlocal pending
+        if pending is not None:
+            stale, seconds = pending.result()
+            tally.skipped += stale
+            tally.phases["write"] += seconds
+            pending = None
+
+    try:
+        for lo, hi in _id_ranges(size):
+            batch = _score_batch(compiled, lo, hi, now, wants_attributes, tally.phases)
+            if apply:
+                changed = [row for row in batch if row.changes]
+                collect()  # at most one batch in flight: memory stays one batch deep
+                if writer is not None:
+                    pending = writer.submit(_write_batch, changed, ruleset, now)
+                else:
+                    stale, seconds = _write_batch(changed, ruleset, now)
+                    tally.skipped += stale
+                    tally.phases["write"] += seconds
+            for row in batch:
+                tally.add(row.score, row.grade, row.new_score, row.new_grade, row.target)
+            RescoreJob.objects.filter(pk=job.pk).update(processed=F("processed") + len(batch))
+        collect()
+    finally:
+        if writer is not None:
+            writer.submit(connections.close_all)  # the writer thread's own connection
+            writer.shutdown(wait=True)
     return tally

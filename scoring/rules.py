@@ -336,8 +336,7 @@ def _fit(rule: Rule, facts: LeadFacts, ruleset: RuleSet, events: EventIndex) -> 
     condition = rule.condition
     if condition is None or not condition_holds(condition, field_value(facts, condition.field)):
         return None
-    label = rule.label or describe_condition(condition)
-    return Contribution(rule.points, f"{_points_text(rule.points)} {label}", rule.key, rule.kind, 0)
+    return Contribution(rule.points, reason_for(rule, rule.points, 0), rule.key, rule.kind, 0)
 
 
 def _bucket_matches(rule: Rule, bucket: EventBucket) -> bool:
@@ -365,13 +364,25 @@ def _behaviour(rule: Rule, facts: LeadFacts, ruleset: RuleSet, events: EventInde
     else:
         weight, counted = math.fsum(b.count * decay(b.age_days, half_life) for b in matching), count
     points = rule.points * weight
-    capped = ""
-    if rule.cap is not None and abs(points) > abs(rule.cap):
-        points = math.copysign(abs(rule.cap), points)
-        capped = " " + _("(capped)")
-    label = rule.label or describe_event(rule)
-    reason = f"{_points_text(points)} {label} ×{counted}{capped}"
-    return Contribution(points, reason, rule.key, rule.kind, counted)
+    capped = rule.cap is not None and abs(points) > abs(rule.cap)
+    if capped:
+        points = math.copysign(abs(rule.cap or 0), points)
+    return Contribution(points, reason_for(rule, points, counted, capped=capped), rule.key, rule.kind, counted)
+
+
+def reason_for(rule: Rule, points: float, count: int, *, capped: bool | None = None) -> str:
+    """A fired rule in words: ``+10 senior title``, ``+4.8 content_download ×2``, ``+10 page_view ×14 (capped)``.
+
+    ``capped`` None (a stored breakdown, which keeps points and count only): capped when the points
+    are the cap's, to the two decimals they are stored with.
+    """
+    if not rule.is_behaviour:
+        label = rule.label or (describe_condition(rule.condition) if rule.condition is not None else rule.key)
+        return f"{_points_text(points)} {label}"
+    if capped is None:
+        capped = rule.cap is not None and abs(abs(points) - abs(rule.cap)) < 0.005
+    suffix = " " + _("(capped)") if capped else ""
+    return f"{_points_text(points)} {rule.label or describe_event(rule)} ×{count}{suffix}"
 
 
 def describe_event(rule: Rule) -> str:

@@ -9,15 +9,17 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Case, Count, F, Max, Prefetch, Q, TextField, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from leads.models import Interaction, Lead
 from scoring import rules
-from scoring.models import GradeBand, ScoreHistory, ScoringRule, ScoringRuleSet, lead_field_names
+from scoring.models import GradeBand, ScoreHistory, ScoringRule, ScoringRuleSet, lead_field_names, rule_errors
 from scoring.rules import EventBucket, LeadFacts, RuleSet, ScoreResult, Thresholds, score_from_facts
 
 __all__ = [
@@ -88,7 +90,7 @@ def thresholds() -> Thresholds:
     return rule_set_active().thresholds
 
 
-def _property_columns(ruleset: RuleSet) -> dict[str, tuple[str, Any]]:
+def event_property_columns(ruleset: RuleSet) -> dict[str, tuple[str, Any]]:
     """One column per property path a filter reads: the text at that path, only for the event types
     whose rules read it (so other events do not multiply the groups), else NULL."""
     by_path: dict[str, set[str]] = defaultdict(set)
@@ -118,7 +120,7 @@ def lead_facts_for_batch(
     """
     ruleset = rule_set_active() if rule_set is None else rule_set
     ids = [lead.pk for lead in leads]
-    columns = _property_columns(ruleset)
+    columns = event_property_columns(ruleset)
     rows = (
         Interaction.objects.filter(lead_id__in=ids)
         .values("lead_id", "type", day=TruncDate("occurred_at"), **{name: expr for name, (_, expr) in columns.items()})
@@ -241,9 +243,127 @@ def rule_set_copy(*, rule_set: ScoringRuleSet, name: str = "", created_by: Any =
 def rule_set_activate(*, rule_set: ScoringRuleSet) -> None:
     """Make ``rule_set`` the one the pipeline scores with (the previous one stays as history).
 
-    Leads keep their stored scores until they are next processed; rescoring every lead on a
-    rule change is the rescore job's work (issue #5, later part).
+    Only the switch: leads keep their stored scores until they are next processed. Applying a rule
+    set (``scoring.rescore``, a ``RescoreJob``) calls this, then rescores every lead.
     """
     ScoringRuleSet.objects.filter(is_active=True).exclude(pk=rule_set.pk).update(is_active=False)
     ScoringRuleSet.objects.filter(pk=rule_set.pk).update(is_active=True)
     rule_set.is_active = True
+
+
+# --- Editing a draft rule set (the API and the rule editor page) ------------------------------
+
+RULE_FIELDS = (
+    "name", "kind", "position", "is_active", "points", "field", "operator", "value", "negate",
+    "event_type", "event_filters", "cap", "once", "window_days", "half_life_days",
+)  # fmt: skip
+RULE_SET_FIELDS = ("name", "half_life_days", "mql_threshold", "sql_threshold", "notes")
+
+
+def _check_draft(rule_set: ScoringRuleSet) -> None:
+    """Versions that were ever applied stay as they were, so that every stored score can be explained."""
+    if rule_set.is_active or rule_set.rescore_jobs.filter(mode="apply").exists():
+        raise ValidationError(
+            {"rule_set": [_("This version has been applied and cannot change; copy it and edit the copy.")]}
+        )
+
+
+def _rule_set_errors(data: dict[str, Any]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    mql, sql = data.get("mql_threshold"), data.get("sql_threshold")
+    if mql is not None and sql is not None and sql < mql:
+        errors["sql_threshold"] = [str(_("The SQL threshold cannot be below the MQL threshold."))]
+    if (data.get("half_life_days") or 0) < 0:
+        errors["half_life_days"] = [str(_("The half-life cannot be negative."))]
+    if not str(data.get("name", "x")).strip():
+        errors["name"] = [str(_("This field is required."))]
+    return errors
+
+
+@transaction.atomic
+def rule_set_update(*, rule_set: ScoringRuleSet, data: dict[str, Any]) -> ScoringRuleSet:
+    """Change a draft's name, default half-life, MQL/SQL thresholds or notes (field-level errors)."""
+    _check_draft(rule_set)
+    changes = {k: v for k, v in data.items() if k in RULE_SET_FIELDS}
+    merged = {f: getattr(rule_set, f) for f in RULE_SET_FIELDS} | changes
+    if errors := _rule_set_errors(merged):
+        raise ValidationError(errors)
+    for key, value in changes.items():
+        setattr(rule_set, key, value)
+    rule_set.save(update_fields=list(changes) or None)
+    return rule_set
+
+
+def _rule_validated(rule: ScoringRule) -> ScoringRule:
+    errors = rule_errors(
+        kind=rule.kind,
+        points=rule.points,
+        field=rule.field,
+        operator=rule.operator,
+        value=rule.value,
+        event_type=rule.event_type,
+        event_filters=rule.event_filters,
+    )
+    if rule.kind not in rules.KINDS:
+        errors["kind"] = [str(_("Choose fit, behaviour or negative."))]
+    if rule.cap is not None and rule.cap <= 0:
+        errors["cap"] = [str(_("A cap is a positive number of points."))]
+    if rule.half_life_days is not None and rule.half_life_days < 0:
+        errors["half_life_days"] = [str(_("The half-life cannot be negative."))]
+    if errors:
+        raise ValidationError(errors)
+    return rule
+
+
+@transaction.atomic
+def rule_create(*, rule_set: ScoringRuleSet, data: dict[str, Any]) -> ScoringRule:
+    """Add a rule to a draft (appended after its last rule unless ``position`` says otherwise)."""
+    _check_draft(rule_set)
+    values = {k: v for k, v in data.items() if k in RULE_FIELDS}
+    if "position" not in values:
+        values["position"] = (rule_set.rules.aggregate(p=Max("position"))["p"] or 0) + 1
+    rule = _rule_validated(ScoringRule(rule_set=rule_set, **values))
+    rule.save()
+    return rule
+
+
+@transaction.atomic
+def rule_update(*, rule: ScoringRule, data: dict[str, Any]) -> ScoringRule:
+    _check_draft(rule.rule_set)
+    for key, value in data.items():
+        if key in RULE_FIELDS:
+            setattr(rule, key, value)
+    _rule_validated(rule).save()
+    return rule
+
+
+@transaction.atomic
+def rule_delete(*, rule: ScoringRule) -> None:
+    _check_draft(rule.rule_set)
+    rule.delete()
+
+
+@transaction.atomic
+def bands_replace(*, rule_set: ScoringRuleSet, bands: list[dict[str, Any]]) -> list[GradeBand]:
+    """Replace a draft's grade bands, e.g. ``[{"key": "hot", "min_score": 80}, …]``; one must start at 0."""
+    _check_draft(rule_set)
+    errors: list[str] = []
+    keys = [str(b.get("key", "")).strip() for b in bands]
+    if not bands:
+        errors.append(str(_("Give at least one grade.")))
+    if any(not k for k in keys) or len(set(keys)) != len(keys):
+        errors.append(str(_("Each grade needs its own key.")))
+    minimums = [b.get("min_score") for b in bands]
+    if any(not isinstance(m, int) or not 0 <= m <= rules.MAX_SCORE for m in minimums):
+        errors.append(str(_("Minimum scores are whole numbers from 0 to 100.")))
+    elif 0 not in minimums:
+        errors.append(str(_("One grade must start at 0, so that every lead has a grade.")))
+    if errors:
+        raise ValidationError({"bands": errors})
+    rule_set.bands.all().delete()
+    return GradeBand.objects.bulk_create(
+        [
+            GradeBand(rule_set=rule_set, key=k, label=str(b.get("label", ""))[:50], min_score=b["min_score"])
+            for k, b in zip(keys, bands, strict=True)
+        ]
+    )

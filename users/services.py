@@ -47,6 +47,8 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "leads.add_leadmerge",
         "leads.change_leadmerge",
         "scoring.view_predictivemodel",
+        "scoring.view_scoringruleset",
+        "scoring.change_scoringruleset",
     ),
     Role.MANAGER: (
         "leads.view_lead",
@@ -65,6 +67,8 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "users.view_user",
         "scoring.view_predictivemodel",
         "scoring.train_predictivemodel",
+        "scoring.view_scoringruleset",
+        "scoring.change_scoringruleset",
     ),
 }
 

@@ -9,9 +9,12 @@ from rest_framework import serializers
 
 from assignment import rules as engine
 from assignment import services
-from assignment.models import AssignmentDecision, AssignmentRule, RepProfile, Strategy, Trigger
+from assignment.models import AssignmentDecision, AssignmentRule, Notification, RepProfile, Strategy, Trigger
 from leads.api.serializers import UserBriefSerializer
 from users.models import User
+
+# A preview's outcome; a plain string in the schema (an enum would collide with the decision's "outcome").
+PREVIEW_OUTCOME_HELP = "assigned (winner set), queued (a rule matched, nobody eligible) or no_rule."
 
 
 def _raise_as_drf(exc: DjangoValidationError) -> None:
@@ -116,7 +119,7 @@ class MemberSerializer(serializers.Serializer[Any]):
 
 
 class TestResultSerializer(serializers.Serializer[Any]):
-    outcome = serializers.ChoiceField(choices=["assigned", "queued", "no_rule"])
+    outcome = serializers.CharField(help_text=PREVIEW_OUTCOME_HELP)
     rule = serializers.IntegerField(allow_null=True)
     rule_name = serializers.CharField(allow_blank=True)
     winner = serializers.IntegerField(allow_null=True)
@@ -218,4 +221,104 @@ class BulkResultSerializer(serializers.Serializer[Any]):
     unchanged = serializers.IntegerField()
     not_found = serializers.ListField(
         child=serializers.IntegerField(), help_text="Ids you cannot see or that do not exist."
+    )
+
+
+class DryRunInputSerializer(serializers.Serializer[Any]):
+    days = serializers.IntegerField(
+        min_value=1, max_value=90, default=7, help_text="Replay leads created in the last N days."
+    )
+    rules = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        max_length=100,
+        help_text="A draft rule set (rule fields as in /rules/, in order); omitted: the enabled rules as saved.",
+    )
+
+    def validate_rules(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        errors: dict[str, Any] = {}
+        for index, rule in enumerate(value):
+            try:
+                services.rule_validate(
+                    strategy=str(rule.get("strategy") or Strategy.ROUND_ROBIN),
+                    conditions=rule.get("conditions", []),
+                    triggers=rule.get("triggers", [Trigger.NEW, Trigger.MANUAL, Trigger.BULK]),
+                    options=rule.get("options", {}),
+                )
+            except DjangoValidationError as exc:
+                errors[str(index)] = exc.message_dict
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class DryRunRowSerializer(serializers.Serializer[Any]):
+    lead = serializers.IntegerField()
+    lead_name = serializers.CharField()
+    score = serializers.IntegerField()
+    outcome = serializers.CharField(help_text=PREVIEW_OUTCOME_HELP)
+    rule_name = serializers.CharField(allow_blank=True)
+    winner = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+
+
+class DryRunRepSerializer(serializers.Serializer[Any]):
+    user = serializers.IntegerField()
+    name = serializers.CharField()
+    leads = serializers.IntegerField(help_text="Leads this rep would have received.")
+    score_sum = serializers.IntegerField(help_text="The sum of those leads' scores.")
+
+
+class DryRunSerializer(serializers.Serializer[Any]):
+    leads = serializers.IntegerField()
+    assigned = serializers.IntegerField()
+    queued = serializers.IntegerField()
+    no_rule = serializers.IntegerField()
+    per_rep = DryRunRepSerializer(many=True)
+    rows = DryRunRowSerializer(many=True, help_text="The first 500 leads, oldest first.")
+
+
+def dry_run_data(result: services.DryRun) -> dict[str, Any]:
+    rows = [
+        {"lead": row.lead_id, "lead_name": row.lead_name, "score": row.score, **decision_data(row.decision)}
+        for row in result.rows
+    ]
+    received: dict[int, list[int]] = {}
+    for row in result.rows:
+        if row.decision.winner_id is not None:
+            received.setdefault(row.decision.winner_id, []).append(row.score)
+    names = {rep.user_id: rep.name for rep in result.reps}
+    return {
+        "leads": len(rows),
+        "assigned": sum(1 for row in rows if row["outcome"] == "assigned"),
+        "queued": sum(1 for row in rows if row["outcome"] == "queued"),
+        "no_rule": sum(1 for row in rows if row["outcome"] == "no_rule"),
+        "per_rep": [
+            {"user": user, "name": names.get(user, str(user)), "leads": len(scores), "score_sum": sum(scores)}
+            for user, scores in sorted(received.items(), key=lambda item: -len(item[1]))
+        ],
+        "rows": rows[:500],
+    }
+
+
+class NotificationSerializer(serializers.ModelSerializer[Notification]):
+    class Meta:
+        model = Notification
+        fields = ["id", "kind", "lead", "message", "created_at", "read_at"]
+
+
+class RepStatsSerializer(serializers.Serializer[Any]):
+    user = UserBriefSerializer()
+    received = serializers.IntegerField(help_text="Leads assigned to this rep in the period.")
+    capacity = serializers.IntegerField(
+        allow_null=True, help_text="Daily capacity × days in the period; null: no limit."
+    )
+    score_sum = serializers.IntegerField(help_text="Sum of the received leads' scores when assigned.")
+    open_leads = serializers.IntegerField()
+    won = serializers.IntegerField()
+    lost = serializers.IntegerField()
+    conversion_rate = serializers.FloatField(allow_null=True, help_text="won / (won + lost) over owned leads.")
+    breaches = serializers.IntegerField(help_text="First-touch deadlines missed in the period.")
+    minutes_to_first_touch = serializers.FloatField(
+        allow_null=True, help_text="Average minutes from assignment to first contact, leads received in the period."
     )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -22,14 +25,19 @@ from assignment.api.serializers import (
     BulkReassignSerializer,
     BulkResultSerializer,
     DecisionSerializer,
+    DryRunInputSerializer,
+    DryRunSerializer,
+    NotificationSerializer,
     ReorderSerializer,
     RepProfileSerializer,
+    RepStatsSerializer,
     RuleSerializer,
     SampleLeadSerializer,
     TestResultSerializer,
     decision_data,
+    dry_run_data,
 )
-from assignment.models import AssignmentRule, RepProfile, Trigger
+from assignment.models import AssignmentRule, Notification, RepProfile, Trigger
 from leads import selectors as lead_selectors
 from leads.api.activity import HasRolePermission, visible_lead_or_404
 from leads.models import Lead
@@ -94,6 +102,26 @@ class RuleViewSet(viewsets.ModelViewSet[AssignmentRule]):
     def test_one(self, request: Request, pk: str) -> Response:
         """What this rule alone (enabled or not) would decide for a sample lead now; nothing is saved."""
         return self._test(request, rules=[self.get_object()])
+
+    @extend_schema(request=DryRunInputSerializer, responses=DryRunSerializer)
+    @action(detail=False, methods=["post"], url_path="dry-run")
+    def dry_run(self, request: Request) -> Response:
+        """Replay the last N days of leads you can see through a draft rule set: who would have received what."""
+        data = DryRunInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        drafts = data.validated_data.get("rules")
+        rules = (
+            None if drafts is None else [services.rule_spec_from_data(d, position=i + 1) for i, d in enumerate(drafts)]
+        )
+        since = timezone.now() - timedelta(days=data.validated_data["days"])
+        leads = (
+            lead_selectors.lead_visible_to(cast(User, request.user))
+            .prefetch_related(None)
+            .filter(created_at__gte=since, merged_into__isnull=True)
+            .order_by("created_at", "pk")[: services.DRY_RUN_MAX_LEADS]
+        )
+        result = services.assignment_dry_run(leads=list(leads), rules=rules)
+        return Response(DryRunSerializer(dry_run_data(result)).data)
 
     def _test(self, request: Request, rules: list[AssignmentRule] | None) -> Response:
         data = SampleLeadSerializer(data=request.data)
@@ -203,3 +231,54 @@ class LeadAssignmentViewSet(viewsets.ViewSet):
         if result.record is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(DecisionSerializer(result.record).data)
+
+
+class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Notification]):
+    """The caller's own notices (new leads, missed first-touch deadlines), newest first; ``read/`` marks one read."""
+
+    serializer_class = NotificationSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    pagination_class = None
+    filterset_class = None
+    queryset = Notification.objects.none()  # for schema generation; get_queryset decides
+
+    def get_queryset(self) -> QuerySet[Notification]:
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return selectors.notifications_for(cast(User, self.request.user))[:HISTORY_LIMIT]
+
+    @extend_schema(request=None, responses=NotificationSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str) -> Response:
+        notice = get_object_or_404(selectors.notifications_for(cast(User, request.user)), pk=pk)
+        return Response(NotificationSerializer(services.notification_mark_read(notification=notice)).data)
+
+
+class RepStatsView(APIView):
+    """Fairness and feedback per rep: leads received vs capacity, score sum, conversion, speed to first touch."""
+
+    permission_classes = [IsManagerOrAdmin]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("days", OpenApiTypes.INT, description="The period, 1–365 days (default 30).")],
+        responses=RepStatsSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            days = min(max(int(request.query_params.get("days", 30)), 1), 365)
+        except ValueError:
+            raise ValidationError({"days": ["A whole number of days."]}) from None
+        user = cast(User, request.user)
+        people = User.objects.filter(is_active=True)
+        if user.role != Role.ADMIN:
+            people = people.filter(Q(team_id__in=user.managed_team_ids) | Q(pk=user.pk))
+        stats = selectors.rep_stats(users=people, since=timezone.now() - timedelta(days=days))
+        rows = [
+            {
+                **vars(row),
+                "capacity": None if row.daily_capacity is None else row.daily_capacity * days,
+                "conversion_rate": row.conversion_rate,
+            }
+            for row in stats
+        ]
+        return Response(RepStatsSerializer(rows, many=True).data)

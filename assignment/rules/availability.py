@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,6 +47,33 @@ def out_of_office_until(rep: RepSnapshot, now: datetime) -> date | None:
         if start <= today <= end:
             return end
     return None
+
+
+def add_working_minutes(rep: RepSnapshot, start: datetime, minutes: int) -> datetime:
+    """``start`` plus ``minutes`` of the rep's working time (their spans, their time zone, out-of-office days skipped).
+
+    No working hours set: plain minutes. Nothing workable within 60 days: plain minutes too, so a
+    deadline always exists.
+    """
+    if not rep.working_hours:
+        return start + timedelta(minutes=minutes)
+    zone = _zone(rep.time_zone)
+    local = start.astimezone(zone)
+    left = timedelta(minutes=minutes)
+    for offset in range(60):
+        day = local.date() + timedelta(days=offset)
+        if any(first <= day <= last for first, last in rep.out_of_office):
+            continue
+        for span_start, span_end in sorted(rep.working_hours.get(WEEKDAYS[day.weekday()]) or []):
+            begin = datetime.combine(day, _clock(span_start), zone)
+            end = datetime.combine(day, _clock(span_end), zone)
+            begin = max(begin, local)
+            if end <= begin:
+                continue
+            if end - begin >= left:
+                return (begin + left).astimezone(start.tzinfo)
+            left -= end - begin
+    return start + timedelta(minutes=minutes)
 
 
 def hours_text(rep: RepSnapshot, now: datetime) -> str:

@@ -89,15 +89,19 @@ def decide(
     trigger: str,
     now: datetime,
     rng: random.Random | None = None,
+    exclude: frozenset[int] = frozenset(),
 ) -> Decision:
-    """Route ``lead``: the first rule that applies decides; see the module docstring for the checks."""
+    """Route ``lead``: the first rule that applies decides; see the module docstring for the checks.
+
+    ``exclude``: reps left out of this routing (the owner who missed the first-touch deadline).
+    """
     skipped: list[str] = []
     for rule in rules:
         why_not = rule_skip_reason(rule, lead, trigger)
         if why_not:
             skipped.append(why_not)
             continue
-        return _decide_with(rule, lead, reps, trigger, now, rng or random.Random(), tuple(skipped))
+        return _decide_with(rule, lead, reps, trigger, now, rng or random.Random(), tuple(skipped), exclude)
     return Decision(trigger, None, None, _("No enabled rule applies to this lead."), rules_skipped=tuple(skipped))
 
 
@@ -109,10 +113,14 @@ def _decide_with(
     now: datetime,
     rng: random.Random,
     skipped: tuple[str, ...],
+    exclude: frozenset[int],
 ) -> Decision:
     ctx = Context(lead=lead, rule=rule, now=now, rng=rng)
     pool = sorted((rep for rep in reps if in_pool(rule, rep, lead)), key=lambda r: r.user_id)
-    reasons = {rep.user_id: exclusion(rep, ctx) for rep in pool}
+    missed = _("%(name)s missed this lead's first-touch deadline.")
+    reasons = {
+        rep.user_id: missed % {"name": rep.name} if rep.user_id in exclude else exclusion(rep, ctx) for rep in pool
+    }
     eligible = [rep for rep in pool if not reasons[rep.user_id]]
 
     def report(weights: dict[int, float]) -> tuple[CandidateReport, ...]:

@@ -10,8 +10,10 @@ from typing import Any
 from scoring.rules import Condition, LeadFacts
 
 # Trigger keys (the values of ``assignment.models.Trigger``).
-NEW, GRADE_UP, MANUAL, BULK, QUEUE = "new", "grade_up", "manual", "bulk", "queue"
-TRIGGERS = (NEW, GRADE_UP, MANUAL, BULK, QUEUE)
+NEW, GRADE_UP, MANUAL, BULK, QUEUE, SLA = "new", "grade_up", "manual", "bulk", "queue", "sla"
+TRIGGERS = (NEW, GRADE_UP, MANUAL, BULK, QUEUE, SLA)
+# The triggers a rule may list (queue and SLA routings are the service's own).
+RULE_TRIGGERS = (NEW, GRADE_UP, MANUAL, BULK)
 # Pool kinds (``assignment.models.PoolKind``).
 POOL_TEAM, POOL_REPS, POOL_EVERYONE = "team", "reps", "everyone"
 # Seniority tiers, lowest first (``assignment.models.Tier``).
@@ -75,7 +77,8 @@ class RuleSpec:
 
     def applies_to(self, trigger: str) -> bool:
         # A lead taken from the queue is still a lead without an owner: the new-lead rules route it.
-        return (NEW if trigger == QUEUE else trigger) in self.triggers
+        # An SLA reassignment re-runs the rule that assigned the lead, whatever its triggers.
+        return trigger == SLA or (NEW if trigger == QUEUE else trigger) in self.triggers
 
 
 @dataclass(frozen=True)

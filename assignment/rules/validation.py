@@ -8,11 +8,11 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from assignment.rules.strategies import STRATEGIES
-from assignment.rules.types import TRIGGERS
+from assignment.rules.types import RULE_TRIGGERS
 from scoring.rules import ATTR_PREFIX, Condition, validate_condition
 
-# Options every strategy accepts.
-COMMON_OPTIONS = {"working_hours_only"}
+# Options every strategy accepts: only reps at work now; reassign when the first-touch deadline is missed.
+COMMON_OPTIONS = {"working_hours_only", "sla_reassign"}
 
 
 def validate_conditions(value: Any, *, known_fields: Iterable[str]) -> list[str]:
@@ -44,8 +44,8 @@ def conditions_from_json(value: Any) -> tuple[Condition, ...]:
 
 
 def validate_triggers(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value or any(t not in TRIGGERS for t in value):
-        return [_("Triggers are a non-empty list drawn from: %(keys)s.") % {"keys": ", ".join(TRIGGERS)}]
+    if not isinstance(value, list) or not value or any(t not in RULE_TRIGGERS for t in value):
+        return [_("Triggers are a non-empty list drawn from: %(keys)s.") % {"keys": ", ".join(RULE_TRIGGERS)}]
     return []
 
 
@@ -58,7 +58,7 @@ def validate_options(strategy: str, value: Any) -> list[str]:
     checks = STRATEGIES[strategy].options
     errors: list[str] = []
     for key, option in value.items():
-        if key == "working_hours_only":
+        if key in COMMON_OPTIONS:
             if not isinstance(option, bool):
                 errors.append(_("%(key)s: must be true or false.") % {"key": key})
         elif key not in checks:

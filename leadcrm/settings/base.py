@@ -156,6 +156,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "check-first-touch-deadlines": {
+        "task": "assignment.tasks.sla_check_task",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     # Retrain the predictive score on the outcomes known so far (it replaces the active one only if as good).
     "train-predictive-model": {
         "task": "scoring.tasks.predictive_train_scheduled_task",
@@ -198,7 +203,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"StageEnum": "leads.models.Stage", "SourceChannelEnum": "leads.models.SourceChannel"},
+    "ENUM_NAME_OVERRIDES": {
+        "StageEnum": "leads.models.Stage",
+        "SourceChannelEnum": "leads.models.SourceChannel",
+        "ScoringRuleKindEnum": "scoring.models.RuleKind",
+    },
 }
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 

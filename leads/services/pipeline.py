@@ -29,6 +29,7 @@ MARK_CHUNK = 1000
 # Stages the pipeline may move forward from; converted, lost and anything past the target stay put.
 AUTO_STAGE_ORDER = {Stage.NEW: 0, Stage.CONTACTED: 1, Stage.NURTURING: 2, Stage.RECYCLED: 2, Stage.MQL: 3}
 STAGE_RANK_TARGET = {Stage.MQL: 3, Stage.SQL: 4}
+_AUTO_STAGES = {stage.value: rank for stage, rank in AUTO_STAGE_ORDER.items()}
 
 PostScoreHook = Callable[..., None]
 
@@ -227,7 +228,7 @@ def stage_target(stage: str, score: int, thresholds: scoring.Thresholds) -> str 
     converted/lost/SQL. The thresholds are the rule set's (data a manager edits); the bulk rescore
     (``scoring.rescore``) moves stages with the same rule.
     """
-    rank = AUTO_STAGE_ORDER.get(Stage(stage)) if stage in Stage.values else None
+    rank = _AUTO_STAGES.get(stage)  # a plain dict: the bulk rescore asks a million times
     if rank is None:
         return None
     if score >= thresholds.sql and rank < STAGE_RANK_TARGET[Stage.SQL]:

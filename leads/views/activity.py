@@ -193,7 +193,7 @@ def _score_context(lead: Lead) -> dict[str, Any]:
     )
     return {
         "prediction": prediction,
-        "score_breakdown": history[0].breakdown,
+        "score_breakdown": scoring_selectors.breakdown_explained(history[0]),
         "score_chart": {
             "points": points,
             "width": SCORE_CHART_WIDTH,

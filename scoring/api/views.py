@@ -76,7 +76,7 @@ class LeadScoreViewSet(viewsets.ViewSet):
             "score_updated_at": lead.score_updated_at,
             "rule_set_version": latest.rule_set_version if latest else None,
             # The latest history row is the breakdown of the stored score (a row is written on every change).
-            "breakdown": latest.breakdown if latest else [],
+            "breakdown": selectors.breakdown_explained(latest) if latest else [],
             "history": [{"score": h.score, "grade": h.grade, "at": h.at} for h in history],
             "priority": lead.priority,
             "prediction": predictive_selectors.lead_prediction(lead=lead),

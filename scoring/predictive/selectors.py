@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Case, Count, DateTimeField, ExpressionWrapper, F, Q, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from leads.models import Interaction, Lead, Stage
 from scoring.models import PredictiveModel
@@ -142,5 +143,23 @@ def lead_prediction(*, lead: Lead) -> LeadPrediction | None:
         return None
     row, model = loaded
     record = lead_records(rows=[lead_row(lead)], now=timezone.now())[0]
-    factors = [factor.as_json() for factor in model.explain(record)]
+    factors = [{**factor.as_json(), "label": factor_label(factor.feature)} for factor in model.explain(record)]
     return LeadPrediction(lead.conversion_probability, row.version, row.auc, factors)
+
+
+def factor_label(key: str) -> str:
+    """A feature key (``attr:plan``, ``recent:demo_request``…) in words, in the active language."""
+    prefix, _sep, name = key.partition(":")
+    if prefix == "field":
+        return str(Lead._meta.get_field(name.removesuffix("_id")).verbose_name)
+    if prefix == "derived":
+        return str({"email_domain": _("e-mail domain type"), "seniority": _("title seniority")}.get(name, name))
+    labels = {
+        "title": _("job title has “%(name)s”"),
+        "has": _("has %(name)s"),
+        "interest": _("interest “%(name)s”"),
+        "attr": _("attribute “%(name)s”"),
+        "events": _("%(name)s events"),
+        "recent": _("%(name)s events (last 30 days)"),
+    }
+    return labels[prefix] % {"name": name} if prefix in labels else key

@@ -154,9 +154,9 @@ def lead_probabilities_update(*, rows: Sequence[Mapping[str, Any]] | None = None
     """Predict and store ``conversion_probability`` for a batch (rows as ``selectors.RECORD_COLUMNS`` or
     lead instances): one query for the model, one for the events, one prediction, one UPDATE.
     Returns how many leads were written (0 without an active model)."""
-    loaded = selectors.fitted_model_active()
     batch = list(rows) if rows is not None else [selectors.lead_row(lead) for lead in leads]
-    if loaded is None or not batch:
+    loaded = selectors.fitted_model_active() if batch else None
+    if loaded is None:
         return 0
     records = selectors.lead_records(rows=batch, now=timezone.now())
     probabilities = loaded[1].probabilities(records)

@@ -36,7 +36,7 @@ def seed(n: int, *, seed: int = 1) -> list[Lead]:
         stage = (Stage.CONVERTED if rng.random() < p else Stage.LOST) if decided else Stage.NEW
         lead = Lead(
             name=f"Lead {i}",
-            email=f"lead{i}@corp{i % 7}.cn",
+            email=f"lead{seed}-{i}@corp{i % 7}.cn",
             industry=rng.choice(["manufacturing", "retail", ""]),
             attributes={"plan": plan, "seats": rng.randint(1, 300)} if rng.random() < 0.9 else {"plan": plan},
             stage=stage,
@@ -266,3 +266,37 @@ def test_ordering_by_priority_pages_through_every_lead_once_in_order(
     assert keys == sorted(keys, reverse=True)
     top = seen[0]
     assert top["priority"] == pytest.approx(top["score"] + 100 * top["conversion_probability"])
+
+
+def test_the_list_page_sorts_by_priority_and_shows_how_likely(
+    org: Org, client, django_capture_on_commit_callbacks
+) -> None:
+    seed(300)
+    train(django_capture_on_commit_callbacks)
+    client.force_login(org.admin)
+
+    page = client.get("/leads/?ordering=-priority").content.decode()
+
+    assert "Highest priority (score and likelihood)" in page
+    expected = list(Lead.objects.order_by("-priority", "-id").values_list("pk", flat=True)[:50])
+    positions = [page.index(f'id="lead-{pk}"') for pk in expected]
+    assert positions == sorted(positions)
+    top = Lead.objects.get(pk=expected[0])
+    assert top.conversion_probability is not None
+    assert f"{round(top.conversion_probability * 100)}% likely" in page
+
+
+def test_the_scheduled_training_skips_quietly_without_enough_outcomes_and_trains_with_them(
+    django_capture_on_commit_callbacks,
+) -> None:
+    from scoring.tasks import predictive_train_scheduled_task
+
+    seed(100)
+    predictive_train_scheduled_task.delay()
+    assert not PredictiveModel.objects.exists()
+
+    seed(400, seed=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        predictive_train_scheduled_task.delay()
+    model = PredictiveModel.objects.get()
+    assert (model.trigger, model.status) == ("schedule", PredictiveStatus.ACTIVE)

@@ -27,7 +27,7 @@ def leads() -> list[Lead]:
     now = timezone.now()
     made = []
     for i in range(60):
-        lead = LeadFactory(
+        lead = LeadFactory.create(
             job_title=rng.choice(["Sales Director", "销售总监", "Engineer", "Student"]),
             industry=rng.choice(["manufacturing", "software", ""]),
             company_size=rng.choice(["1-10", "501-1000", ""]),
@@ -35,7 +35,7 @@ def leads() -> list[Lead]:
             stage=rng.choice([Stage.NEW, Stage.CONTACTED, Stage.CONVERTED]),
         )
         for _ in range(rng.randint(0, 6)):
-            InteractionFactory(
+            InteractionFactory.create(
                 lead=lead,
                 type=rng.choice(["page_view", "content_download", "demo_request", "email_open"]),
                 occurred_at=now - timedelta(days=rng.randint(0, 200), hours=rng.randint(0, 23)),
@@ -101,7 +101,10 @@ def test_preview_writes_nothing_and_apply_writes_exactly_what_it_showed(leads: l
     assert ScoringRuleSet.objects.get(pk=rule_set.pk).is_active
     figures = ("total", "changed_scores", "changed_grades", "stage_moves")
     assert [getattr(applied, f) for f in figures] == [getattr(preview, f) for f in figures]
-    assert applied.summary == preview.summary
+    timings = "phases_s"  # how long each phase took: the only figure allowed to differ
+    assert {k: v for k, v in applied.summary.items() if k != timings} == {
+        k: v for k, v in preview.summary.items() if k != timings
+    }
     assert applied.skipped == 0
     after = snapshot()
     assert sum(1 for pk in before if before[pk][0] != after[pk][0]) == preview.changed_scores

@@ -1,0 +1,13 @@
+"""Assignment pages."""
+
+from django.urls import path
+
+from assignment import views
+
+app_name = "assignment"
+urlpatterns = [
+    path("assignment/", views.rule_list, name="rule_list"),
+    path("assignment/rules/<int:rule_id>/move/<str:direction>/", views.rule_move, name="rule_move"),
+    path("assignment/rules/<int:rule_id>/toggle/", views.rule_toggle, name="rule_toggle"),
+    path("assignment/me/", views.my_availability, name="me"),
+]

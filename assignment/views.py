@@ -1,0 +1,128 @@
+"""Assignment pages: managers order, switch and test the rules and see the queue and each rep's share; reps switch availability."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from assignment import selectors, services
+from assignment.models import AssignmentRule, RepProfile, Trigger
+from leads import selectors as lead_selectors
+from leads.models import Lead, SourceChannel
+from users.models import Role, User
+
+STATS_DAYS = 30
+
+
+def _manager(request: HttpRequest) -> User:
+    user = cast(User, request.user)
+    if user.role not in (Role.MANAGER, Role.ADMIN):
+        raise PermissionDenied
+    return user
+
+
+class RuleTestForm(forms.Form):
+    """A lead to try the rules on: an existing lead's id, or a few made-up facts."""
+
+    lead = forms.IntegerField(label=gettext_lazy("Lead id"), required=False, min_value=1)
+    region = forms.CharField(label=gettext_lazy("Region"), required=False, max_length=100)
+    country = forms.CharField(label=gettext_lazy("Country"), required=False, max_length=2)
+    industry = forms.CharField(label=gettext_lazy("Industry"), required=False, max_length=100)
+    source = forms.ChoiceField(
+        label=gettext_lazy("Source"), choices=[("", "—"), *SourceChannel.choices], required=False
+    )
+    score = forms.IntegerField(label=gettext_lazy("Score"), required=False, min_value=0, max_value=100)
+    grade = forms.CharField(label=gettext_lazy("Grade"), required=False, max_length=16)
+
+
+@login_required
+def rule_list(request: HttpRequest) -> HttpResponse:
+    """The rules in order with their switches, a tester, the queue, and each rep's share over 30 days."""
+    user = _manager(request)
+    form = RuleTestForm(request.GET or None)
+    decision = None
+    if form.is_valid() and any(v not in (None, "") for v in form.cleaned_data.values()):
+        data = form.cleaned_data
+        if data["lead"]:
+            lead = lead_selectors.lead_visible_to(user).filter(pk=data["lead"]).first()
+            if lead is None:
+                form.add_error("lead", _("No such lead."))
+        else:
+            facts = {k: v for k, v in data.items() if k != "lead" and v not in (None, "")}
+            lead = Lead(name=_("Sample lead"), **facts)
+        if lead is not None:
+            decision = services.rule_test(lead=lead, trigger=Trigger.NEW)
+    people = User.objects.filter(is_active=True)
+    if user.role != Role.ADMIN:
+        people = people.filter(Q(team_id__in=user.managed_team_ids) | Q(pk=user.pk))
+    context: dict[str, Any] = {
+        "rules": selectors.rule_list().order_by("position", "pk"),
+        "form": form,
+        "decision": decision,
+        "queue": selectors.queue_list()[:50],
+        "stats": selectors.rep_stats(users=people, since=timezone.now() - timedelta(days=STATS_DAYS)),
+        "stats_days": STATS_DAYS,
+    }
+    return render(request, "assignment/rule_list.html", context)
+
+
+@login_required
+@require_POST
+def rule_move(request: HttpRequest, rule_id: int, direction: str) -> HttpResponse:
+    """Swap a rule with its neighbour above or below."""
+    _manager(request)
+    if direction not in ("up", "down"):
+        raise Http404
+    ids = list(AssignmentRule.objects.order_by("position", "pk").values_list("pk", flat=True))
+    if rule_id not in ids:
+        raise PermissionDenied
+    index = ids.index(rule_id)
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(ids):
+        ids[index], ids[other] = ids[other], ids[index]
+        services.rules_reorder(rule_ids=ids)
+    return redirect("assignment:rule_list")
+
+
+@login_required
+@require_POST
+def rule_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
+    _manager(request)
+    rule = get_object_or_404(AssignmentRule, pk=rule_id)
+    rule.is_enabled = not rule.is_enabled
+    services.rule_save(rule=rule)
+    if rule.is_enabled:
+        messages.success(request, _("“%(rule)s” is on.") % {"rule": rule.name})
+    else:
+        messages.success(request, _("“%(rule)s” is off.") % {"rule": rule.name})
+    return redirect("assignment:rule_list")
+
+
+@login_required
+def my_availability(request: HttpRequest) -> HttpResponse:
+    """A rep's own switch, capacity and hours, and their latest notices."""
+    user = cast(User, request.user)
+    if request.method == "POST":
+        available = request.POST.get("available") == "1"
+        services.availability_set(user=user, available=available)
+        messages.success(
+            request, _("You are available for new leads.") if available else _("You will get no new leads.")
+        )
+        return redirect("assignment:me")
+    context = {
+        "profile": RepProfile.objects.filter(user=user).first(),
+        "notices": selectors.notifications_for(user)[:20],
+    }
+    return render(request, "assignment/my_availability.html", context)

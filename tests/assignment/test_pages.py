@@ -1,0 +1,67 @@
+"""Assignment pages: managers order, switch and test rules; reps switch availability; the lead page shows decisions."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from assignment import services
+from assignment.models import AssignmentRule, RepProfile, Trigger
+from tests.assignment.conftest import make_rule
+from tests.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _browser(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_manager_reorders_and_switches_rules(org, reps):
+    first, second = make_rule("First"), make_rule("Second")
+    browser = _browser(org.manager)
+    page = browser.get("/assignment/")
+    assert page.status_code == 200
+    assert page.content.decode().index("First") < page.content.decode().index("Second")
+
+    browser.post(f"/assignment/rules/{second.pk}/move/up/")
+    page = browser.get("/assignment/").content.decode()
+    assert page.index("Second") < page.index("First")
+
+    browser.post(f"/assignment/rules/{first.pk}/toggle/")
+    first.refresh_from_db()
+    assert not first.is_enabled
+
+
+def test_manager_tests_the_rules_on_a_made_up_lead(org, reps):
+    east = RepProfile.objects.get(user=org.rep2)
+    east.territories = ["East"]
+    services.profile_save(profile=east)
+    make_rule("By region", strategy="territory", reps=[org.rep, org.rep2])
+    page = _browser(org.manager).get("/assignment/", {"region": "East", "score": 70}).content.decode()
+    assert 'data-testid="rule-test-result"' in page
+    assert "By region → rep2" in page
+    assert "covers no territory" in page
+
+
+def test_reps_cannot_open_the_rules_page_but_switch_their_availability(org, reps):
+    browser = _browser(org.rep)
+    assert browser.get("/assignment/").status_code == 403
+    assert browser.post(f"/assignment/rules/{make_rule().pk}/toggle/").status_code == 403
+    assert AssignmentRule.objects.get().is_enabled
+    assert "You are receiving new leads." in browser.get("/assignment/me/").content.decode()
+    browser.post("/assignment/me/", {"available": "0"})
+    assert RepProfile.objects.get(user=org.rep).is_available is False
+    assert "You are not receiving new leads." in browser.get("/assignment/me/").content.decode()
+
+
+def test_lead_page_shows_the_decision_with_its_candidates(org, reps):
+    make_rule("North in turn", reps=[org.rep, org.rep2])
+    lead = LeadFactory.create()
+    services.lead_route(lead=lead, trigger=Trigger.NEW)
+    page = _browser(org.rep).get(f"/leads/{lead.pk}/").content.decode()
+    assert 'data-testid="lead-assignments"' in page
+    assert "North in turn → rep" in page
+    assert 'data-testid="winner-row"' in page
