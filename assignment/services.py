@@ -61,7 +61,11 @@ from assignment.rules.validation import (
     validate_options,
     validate_triggers,
 )
+from assignment.tasks import notification_email_task, queue_drain_task
+from leads import services as leads_services
 from leads.models import EventType, Interaction, Lead, LeadStageChange, Stage
+from scoring import rules as scoring_rules
+from scoring import services as scoring
 from users.models import User
 
 logger = logging.getLogger(__name__)
@@ -307,8 +311,6 @@ def _apply_winner(
     now: datetime,
     by: User | None,
 ) -> AssignmentDecision:
-    from leads import services as leads_services
-
     previous = lead.owner_id
     if rule is not None:
         RuleCursor.objects.filter(rule_id=rule.pk).update(last_user_id=winner_id, assigned=F("assigned") + 1)
@@ -358,18 +360,15 @@ def _grade_rank(grade: str, bands: Sequence[Any]) -> int:
     return keys.index(grade) if grade in keys else -1
 
 
-STAGE_RANK = {Stage.MQL: 1, Stage.SQL: 2}
+STAGE_RANK: dict[str, int] = {Stage.MQL: 1, Stage.SQL: 2}
 
 
 def crossed_up(*, lead: Lead, previous_score: int, previous_stage: str) -> bool:
     """Whether the lead just moved up a grade or into MQL/SQL (what grade-crossing rules listen to)."""
-    if STAGE_RANK.get(Stage(lead.stage), 0) > STAGE_RANK.get(Stage(previous_stage), 0):
+    if STAGE_RANK.get(lead.stage, 0) > STAGE_RANK.get(previous_stage, 0):
         return True
     if lead.score <= previous_score:
         return False
-    from scoring import rules as scoring_rules
-    from scoring import services as scoring
-
     bands = scoring.rule_set_active().bands
     return _grade_rank(lead.grade, bands) > _grade_rank(scoring_rules.grade_for(previous_score, bands), bands)
 
@@ -443,8 +442,6 @@ def leads_reassign(*, lead_ids: Sequence[int], by: User, owner: User | None = No
 
 
 def _assign_directly(lead: Lead, owner: User, *, by: User, now: datetime) -> AssignmentDecision:
-    from leads import services as leads_services
-
     _lock_cursors(_enabled_rules())  # the capacity counts the engine reads must include this one
     previous = lead.owner_id
     reason = _("Reassigned by %(by)s to %(owner)s.") % {"by": by, "owner": owner}
@@ -566,8 +563,6 @@ def availability_set(*, user: User, available: bool) -> RepProfile:
 
 
 def _drain_on_commit() -> None:
-    from assignment.tasks import queue_drain_task
-
     transaction.on_commit(queue_drain_task.delay)
 
 
@@ -648,8 +643,6 @@ def notify(*, user: User, kind: str, message: str, lead: Lead | None = None) -> 
     """An in-app notice; e-mailed too (after commit, by a task) when the person has an address."""
     notice = Notification.objects.create(user=user, kind=kind, lead=lead, message=message)
     if user.email:
-        from assignment.tasks import notification_email_task
-
         transaction.on_commit(lambda: notification_email_task.delay(notice.pk))
     return notice
 

@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("users.urls")),
     path("", include("leads.urls")),
     path("", include("assignment.urls")),
+    path("", include("scoring.urls")),
 ]

@@ -39,33 +39,34 @@ __all__ = [
 ]
 
 
+def rule_from_row(rule: ScoringRule) -> rules.Rule:
+    """The pure rule of a stored one (keyed by its id, which the history's breakdown names)."""
+    condition = None
+    if rule.field and rule.operator:
+        condition = rules.Condition(rule.field, rule.operator, rule.value, rule.negate)
+    filters = tuple(
+        rules.Condition(str(f["path"]), str(f["operator"]), f.get("value"), bool(f.get("negate", False)))
+        for f in (rule.event_filters or [])
+        if isinstance(f, dict)
+    )
+    return rules.Rule(
+        key=str(rule.pk),
+        kind=rule.kind,
+        points=float(rule.points),
+        label=rule.name,
+        condition=condition,
+        event_type=rule.event_type,
+        event_filters=filters,
+        cap=rule.cap,
+        once=rule.once,
+        window_days=rule.window_days,
+        half_life_days=rule.half_life_days,
+    )
+
+
 def rule_set_from_row(row: ScoringRuleSet) -> RuleSet:
     """The pure rule set of ``row``; its ``rules`` and ``bands`` should be prefetched (active rules only)."""
-    compiled = []
-    for rule in row.rules.all():
-        condition = None
-        if rule.field and rule.operator:
-            condition = rules.Condition(rule.field, rule.operator, rule.value, rule.negate)
-        filters = tuple(
-            rules.Condition(str(f["path"]), str(f["operator"]), f.get("value"), bool(f.get("negate", False)))
-            for f in (rule.event_filters or [])
-            if isinstance(f, dict)
-        )
-        compiled.append(
-            rules.Rule(
-                key=str(rule.pk),
-                kind=rule.kind,
-                points=float(rule.points),
-                label=rule.name,
-                condition=condition,
-                event_type=rule.event_type,
-                event_filters=filters,
-                cap=rule.cap,
-                once=rule.once,
-                window_days=rule.window_days,
-                half_life_days=rule.half_life_days,
-            )
-        )
+    compiled = [rule_from_row(rule) for rule in row.rules.all()]
     return RuleSet(
         rules=tuple(compiled),
         bands=tuple(rules.GradeBand(b.key, b.min_score, b.label) for b in row.bands.all()),
@@ -268,7 +269,7 @@ def _check_draft(rule_set: ScoringRuleSet) -> None:
         )
 
 
-def _rule_set_errors(data: dict[str, Any]) -> dict[str, list[str]]:
+def rule_set_errors(data: dict[str, Any]) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     mql, sql = data.get("mql_threshold"), data.get("sql_threshold")
     if mql is not None and sql is not None and sql < mql:
@@ -286,7 +287,7 @@ def rule_set_update(*, rule_set: ScoringRuleSet, data: dict[str, Any]) -> Scorin
     _check_draft(rule_set)
     changes = {k: v for k, v in data.items() if k in RULE_SET_FIELDS}
     merged = {f: getattr(rule_set, f) for f in RULE_SET_FIELDS} | changes
-    if errors := _rule_set_errors(merged):
+    if errors := rule_set_errors(merged):
         raise ValidationError(errors)
     for key, value in changes.items():
         setattr(rule_set, key, value)

@@ -22,9 +22,10 @@ def _browser(user) -> Client:
 def test_manager_reorders_and_switches_rules(org, reps):
     first, second = make_rule("First"), make_rule("Second")
     browser = _browser(org.manager)
-    page = browser.get("/assignment/")
-    assert page.status_code == 200
-    assert page.content.decode().index("First") < page.content.decode().index("Second")
+    response = browser.get("/assignment/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert page.index("First") < page.index("Second")
 
     browser.post(f"/assignment/rules/{second.pk}/move/up/")
     page = browser.get("/assignment/").content.decode()
@@ -40,7 +41,7 @@ def test_manager_tests_the_rules_on_a_made_up_lead(org, reps):
     east.territories = ["East"]
     services.profile_save(profile=east)
     make_rule("By region", strategy="territory", reps=[org.rep, org.rep2])
-    page = _browser(org.manager).get("/assignment/", {"region": "East", "score": 70}).content.decode()
+    page = _browser(org.manager).get("/assignment/", {"region": "East", "score": "70"}).content.decode()
     assert 'data-testid="rule-test-result"' in page
     assert "By region → rep2" in page
     assert "covers no territory" in page

@@ -172,6 +172,22 @@ def test_pipeline_hook_routes_new_leads_and_crossings(org, reps):
     assert AssignmentDecision.objects.filter(lead=lead).count() == 1
 
 
+def test_pipeline_hook_sends_a_lead_becoming_sql_to_a_senior_rep(org, reps):
+    senior = RepProfile.objects.get(user=org.rep2)
+    senior.tier = "senior"
+    services.profile_save(profile=senior)
+    make_rule("SQL to seniors", strategy="potential", options={"grades": {"hot": "senior"}}, triggers=["grade_up"])
+    lead = LeadFactory.create(owner=org.rep, score=85, grade="hot", stage=Stage.SQL)
+
+    services.pipeline_hook(lead=lead, result=None, previous_score=60, previous_stage=Stage.MQL)
+
+    lead.refresh_from_db()
+    assert lead.owner == org.rep2
+    # A later event that crosses nothing leaves the lead where it is.
+    services.pipeline_hook(lead=lead, result=None, previous_score=85, previous_stage=Stage.SQL)
+    assert AssignmentDecision.objects.filter(lead=lead).count() == 1
+
+
 def test_pipeline_hook_does_nothing_without_rules(org, reps):
     lead = LeadFactory.create()
     services.pipeline_hook(lead=lead, result=None, previous_score=0, previous_stage=Stage.NEW)
