@@ -46,7 +46,7 @@ def _key(value: Any) -> Hashable | None:
     except TypeError:
         return None
     # 1, 1.0 and True are one dict key but not one fact: keep the type in the key.
-    return (type(value).__name__, value)
+    return (type(value), value)
 
 
 class CompiledRuleSet:
@@ -65,6 +65,11 @@ class CompiledRuleSet:
         self._buckets: dict[tuple[str, int, tuple[tuple[str, str | None], ...]], tuple[tuple[int, float], ...]] = {}
         # A score is a whole number in 0–100: its grade is looked up, not searched for.
         self._grades = [rules.grade_for(score, ruleset.bands) for score in range(rules.MAX_SCORE + 1)]
+
+    @property
+    def reads_inactivity(self) -> bool:
+        """Whether a rule reads ``days_inactive`` (the bulk path computes it only then)."""
+        return any(condition.field == rules.DAYS_INACTIVE for _, _, condition, _ in self._fit)
 
     def fields(self) -> frozenset[str]:
         """The lead fields the fit rules read (``email`` too when a rule reads the e-mail domain)."""
@@ -110,7 +115,9 @@ class CompiledRuleSet:
         for index, rule, condition, memo in self._fit:
             name = condition.field
             fact = fields.get(name) if name in fields else self._fact(name, fields, attributes, days_inactive)
-            key = _key(fact)
+            kind = fact.__class__
+            # Texts and numbers (nearly every fact) are their own memo key; other values go through _key.
+            key = (kind, fact) if kind is str or kind is int or kind is float or fact is None else _key(fact)
             holds = memo.get(key) if key is not None else None
             if holds is None:
                 holds = rules.condition_holds(condition, fact)

@@ -124,6 +124,7 @@ def _is_field_name(value: Any) -> list[str]:
 
 
 def _pick_random(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
+    """Any eligible rep, uniformly (the caller's RNG: seeded in tests, reproducible)."""
     winner = ctx.rng.choice(list(eligible))
     return Pick(winner, _("Picked at random among %(count)s eligible reps.") % {"count": len(eligible)})
 
@@ -148,6 +149,7 @@ def _pick_round_robin(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
 
 
 def _pick_load_balanced(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
+    """The fewest open leads relative to capacity."""
     winner, weights = least_loaded(eligible, ctx)
     reason = _("Lowest load: %(load)s (%(pct)s%%).") % {
         "load": _load_text(winner),
@@ -184,6 +186,7 @@ def _prior(eligible: Sequence[RepSnapshot], options: Mapping[str, Any]) -> float
 
 
 def _pick_performance(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
+    """The best smoothed conversion rate (or, with ``weighted``, a draw in proportion to the rates)."""
     prior = _prior(eligible, ctx.options)
     strength = float(ctx.options.get("prior_strength") or DEFAULT_PRIOR_STRENGTH)
     weights = {rep.user_id: smoothed_rate(rep, prior, strength) for rep in eligible}
@@ -251,6 +254,7 @@ def _exclude_potential(rep: RepSnapshot, ctx: Context) -> str:
 
 
 def _pick_potential(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
+    """Among reps of the tier the lead calls for (see ``_exclude_potential``), the least loaded."""
     wanted = wanted_tier(ctx.lead, ctx.options)
     reason = (
         _("Lead potential calls for a %(tier)s rep") % {"tier": wanted} if wanted else _("No tier mapped for this lead")
@@ -318,11 +322,13 @@ def _exclude_industry(rep: RepSnapshot, ctx: Context) -> str:
 
 
 def _pick_territory(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
+    """Among reps covering the lead's region (or ``field``), the least loaded."""
     field_name = str(ctx.options.get("field") or "region")
     return _then_least_loaded(_("Covers the lead's %(field)s") % {"field": field_name}, eligible, ctx)
 
 
 def _pick_industry(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
+    """Among reps who know the lead's industry (or ``field``), the least loaded."""
     field_name = str(ctx.options.get("field") or "industry")
     return _then_least_loaded(_("Knows the lead's %(field)s") % {"field": field_name}, eligible, ctx)
 
@@ -342,6 +348,7 @@ def exclude_outside_hours(rep: RepSnapshot, ctx: Context) -> str:
 
 
 def _pick_availability(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
+    """Among reps in their working hours now, the least loaded."""
     return _then_least_loaded(_("At work now"), eligible, ctx)
 
 

@@ -241,6 +241,8 @@ LEADCRM_PIPELINE_TIME_BUDGET = env.float("LEADCRM_PIPELINE_TIME_BUDGET", default
 LEADCRM_DIRTY_SWEEP_AFTER = env.int("LEADCRM_DIRTY_SWEEP_AFTER", default=30)
 # Test-only: seconds of sleep per lead in a batch, so a test can kill a worker mid-batch.
 LEADCRM_PIPELINE_SLOWDOWN_S = env.float("LEADCRM_PIPELINE_SLOWDOWN_S", default=0.0)
+# Leads per batch when a rule set is previewed or applied to every lead (scoring.rescore).
+LEADCRM_RESCORE_BATCH_SIZE = env.int("LEADCRM_RESCORE_BATCH_SIZE", default=20_000)
 # Events API limits.
 LEADCRM_EVENTS_MAX_BATCH = env.int("LEADCRM_EVENTS_MAX_BATCH", default=1000)
 LEADCRM_EVENTS_MAX_PROPERTIES_BYTES = env.int("LEADCRM_EVENTS_MAX_PROPERTIES_BYTES", default=16 * 1024)

@@ -47,7 +47,7 @@ def leads() -> list[Lead]:
 
 
 def draft() -> ScoringRuleSet:
-    """A copy of the active rule set with a bigger demo-request rule, a new pricing rule and a plan rule."""
+    """A copy of the active rule set: bigger demo requests, a pricing rule, a plan rule, a dormancy penalty."""
     copy = scoring.rule_set_copy(rule_set=ScoringRuleSet.objects.get(is_active=True), name="Sharper")
     copy.rules.filter(event_type="demo_request").update(points=45)
     ScoringRule.objects.create(
@@ -60,6 +60,9 @@ def draft() -> ScoringRuleSet:
     )
     ScoringRule.objects.create(
         rule_set=copy, kind=r.FIT, points=12, field="attr.plan", operator=r.EQUALS, value="enterprise"
+    )
+    ScoringRule.objects.create(
+        rule_set=copy, kind=r.NEGATIVE, points=-7, field=r.DAYS_INACTIVE, operator=r.RANGE, value={"min": 30}
     )
     copy.mql_threshold = 30
     copy.save()
