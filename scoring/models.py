@@ -43,6 +43,8 @@ class ScoringRuleSet(models.Model):
     sql_threshold = models.PositiveIntegerField(_("SQL threshold"), default=80)
     notes = models.TextField(_("notes"), blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # The last change to the draft's rules, grades or settings: an apply needs a preview made after it.
+    edited_at = models.DateTimeField(_("last edited"), default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -364,18 +364,41 @@ def _update_postgresql(rows: list[_Row], now: datetime) -> set[int]:
 # --- Jobs ----------------------------------------------------------------------------------------
 
 
+def preview_for_apply(rule_set: ScoringRuleSet) -> RescoreJob | None:
+    """The finished preview of the version as it is now (made after its last edit), if there is one."""
+    return (
+        RescoreJob.objects.filter(
+            rule_set=rule_set,
+            mode=RescoreMode.PREVIEW,
+            status=RescoreStatus.DONE,
+            created_at__gte=rule_set.edited_at,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
 def rescore_job_create(*, rule_set: ScoringRuleSet, mode: str, created_by: Any = None) -> RescoreJob:
     """Queue a preview or an apply of ``rule_set`` (run by ``scoring.tasks.rescore_run_task`` on commit).
 
-    Only one apply at a time: two would race each other's guarded writes for nothing.
+    An apply needs a finished preview of the version as it is now, so that nobody rescores every lead
+    without having seen what it does; and only one apply runs at a time (two would race each other's
+    guarded writes for nothing).
     """
     from scoring.tasks import rescore_run_task
 
     if mode not in RescoreMode.values:
         raise ValidationError({"mode": [_("Choose preview or apply.")]})
-    busy = RescoreJob.objects.filter(mode=RescoreMode.APPLY, status__in=[RescoreStatus.PENDING, RescoreStatus.RUNNING])
-    if mode == RescoreMode.APPLY and busy.exists():
-        raise ValidationError({"rule_set": [_("Another rule set is being applied; wait for it to finish.")]})
+    if mode == RescoreMode.APPLY:
+        busy = RescoreJob.objects.filter(
+            mode=RescoreMode.APPLY, status__in=[RescoreStatus.PENDING, RescoreStatus.RUNNING]
+        )
+        if busy.exists():
+            raise ValidationError({"rule_set": [_("Another rule set is being applied; wait for it to finish.")]})
+        if preview_for_apply(rule_set) is None:
+            raise ValidationError(
+                {"rule_set": [_("Preview this version first: apply what you have seen, not a guess.")]}
+            )
     job = RescoreJob.objects.create(rule_set=rule_set, mode=mode, created_by=created_by)
     transaction.on_commit(lambda: rescore_run_task.delay(job.pk))
     return job

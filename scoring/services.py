@@ -262,11 +262,16 @@ RULE_SET_FIELDS = ("name", "half_life_days", "mql_threshold", "sql_threshold", "
 
 
 def _check_draft(rule_set: ScoringRuleSet) -> None:
-    """Versions that were ever applied stay as they were, so that every stored score can be explained."""
+    """Versions that were ever applied stay as they were, so that every stored score can be explained.
+
+    Every edit also stamps ``edited_at``: a preview made before it no longer describes the draft.
+    """
     if rule_set.is_active or rule_set.rescore_jobs.filter(mode="apply").exists():
         raise ValidationError(
             {"rule_set": [_("This version has been applied and cannot change; copy it and edit the copy.")]}
         )
+    rule_set.edited_at = timezone.now()
+    ScoringRuleSet.objects.filter(pk=rule_set.pk).update(edited_at=rule_set.edited_at)
 
 
 def rule_set_errors(data: dict[str, Any]) -> dict[str, list[str]]:
@@ -291,7 +296,7 @@ def rule_set_update(*, rule_set: ScoringRuleSet, data: dict[str, Any]) -> Scorin
         raise ValidationError(errors)
     for key, value in changes.items():
         setattr(rule_set, key, value)
-    rule_set.save(update_fields=list(changes) or None)
+    rule_set.save(update_fields=[*changes, "edited_at"])
     return rule_set
 
 

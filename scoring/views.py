@@ -150,6 +150,7 @@ def rule_set_detail(request: HttpRequest, rule_set_id: int) -> HttpResponse:
             "bands": rule_set.bands.all(),
             "rule_rows": rule_rows,
             "jobs": rule_set.rescore_jobs.order_by("-created_at", "-id")[:5],
+            "preview": rescore.preview_for_apply(rule_set) if editable else None,
         },
     )
 

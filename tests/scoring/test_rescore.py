@@ -70,6 +70,8 @@ def draft() -> ScoringRuleSet:
 
 
 def run(rule_set: ScoringRuleSet, mode: str) -> RescoreJob:
+    if mode == RescoreMode.APPLY and rescore.preview_for_apply(rule_set) is None:
+        run(rule_set, RescoreMode.PREVIEW)  # an apply needs one (tested below)
     job = rescore.rescore_job_create(rule_set=rule_set, mode=mode)
     result = rescore.rescore_run(job_id=job.pk)
     assert result is not None
@@ -162,8 +164,26 @@ def test_a_lead_changed_while_the_batch_computed_is_left_to_the_pipeline(leads: 
     assert lead.dirty_since is not None  # and queued for the pipeline, which scores it on the new rules
 
 
+def test_apply_needs_a_preview_of_the_version_as_it_is_now(leads: list[Lead]) -> None:
+    rule_set = draft()
+    with pytest.raises(ValidationError) as caught:
+        rescore.rescore_job_create(rule_set=rule_set, mode=RescoreMode.APPLY)
+    assert "Preview this version first" in caught.value.message_dict["rule_set"][0]
+
+    run(rule_set, RescoreMode.PREVIEW)
+    rule = rule_set.rules.first()
+    assert rule is not None
+    scoring.rule_update(rule=rule, data={"points": 3})  # an edit after the preview
+    with pytest.raises(ValidationError):
+        rescore.rescore_job_create(rule_set=ScoringRuleSet.objects.get(pk=rule_set.pk), mode=RescoreMode.APPLY)
+
+    run(rule_set, RescoreMode.PREVIEW)
+    assert rescore.rescore_job_create(rule_set=ScoringRuleSet.objects.get(pk=rule_set.pk), mode=RescoreMode.APPLY)
+
+
 def test_only_one_apply_at_a_time(leads: list[Lead]) -> None:
     rule_set = draft()
+    run(rule_set, RescoreMode.PREVIEW)
     rescore.rescore_job_create(rule_set=rule_set, mode=RescoreMode.APPLY)
     with pytest.raises(ValidationError) as caught:
         rescore.rescore_job_create(rule_set=rule_set, mode=RescoreMode.APPLY)

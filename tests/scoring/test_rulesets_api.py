@@ -125,6 +125,11 @@ def test_preview_then_apply_through_the_api_rescore_every_lead(
     )
 
     # The tasks run eagerly once the request's transaction commits.
+    # Applying before a preview is refused: nobody rescores every lead without having seen the effect.
+    refused = client.post(f"{BASE}{draft['id']}/apply/")
+    assert refused.status_code == 400
+    assert "Preview this version first" in refused.json()["rule_set"][0]
+
     with django_capture_on_commit_callbacks(execute=True):
         preview = client.post(f"{BASE}{draft['id']}/preview/")
     assert preview.status_code == 202
