@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -439,11 +439,21 @@ def rescore_run(*, job_id: int) -> RescoreJob | None:
     return job
 
 
-def _write_batch(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[int, float]:
-    """Write one batch in its own transaction; return how many leads were left to the pipeline, and seconds."""
+def _write_batch(
+    rows: list[_Row], ruleset: rules.RuleSet, now: datetime, *, own_connection: bool = False
+) -> tuple[int, float]:
+    """Write one batch in its own transaction; return how many leads were left to the pipeline, and seconds.
+
+    ``own_connection``: called in a writer thread, whose connection is closed afterwards (a reconnect
+    per batch of thousands of rows costs nothing next to the writes, and no thread leaves one open).
+    """
     t0 = time.perf_counter()
-    with transaction.atomic():
-        _written, stale = _write(rows, ruleset, now)
+    try:
+        with transaction.atomic():
+            _written, stale = _write(rows, ruleset, now)
+    finally:
+        if own_connection:
+            connections.close_all()
     return len(stale), time.perf_counter() - t0
 
 
@@ -462,29 +472,30 @@ def _run(job: RescoreJob) -> Tally:
     size = settings.LEADCRM_RESCORE_BATCH_SIZE
     tally = Tally()
     now = timezone.now()
-    # On PostgreSQL the writes of batch k run on a second connection while batch k+1 is read and
-    # scored: PostgreSQL maintaining the lead indexes and Python scoring then use a core each. Inside
-    # a transaction (the tests) a second connection could not see the rows, so it all runs inline.
+    # On PostgreSQL the writes run on LEADCRM_RESCORE_WRITERS other connections while the next batches
+    # are read and scored: writing is PostgreSQL maintaining every lead index for every changed row, by
+    # far the largest cost when many scores move, and it then uses every core. Inside a transaction (the
+    # tests) another connection could not see the rows, so it all runs inline.
     overlap = apply and connection.vendor == "postgresql" and not connection.in_atomic_block
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescore-writer") if overlap else None
-    pending: Future[tuple[int, float]] | None = None
+    writers = max(1, settings.LEADCRM_RESCORE_WRITERS) if overlap else 0
+    pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="rescore-writer") if writers else None
+    pending: deque[Future[tuple[int, float]]] = deque()
 
-    def collect() -> None:
-        nonlocal pending
-        if pending is not None:
-            stale, seconds = pending.result()
+    def settle(in_flight: int) -> None:
+        """Wait until at most ``in_flight`` batches are being written (memory stays a few batches deep)."""
+        while len(pending) > in_flight:
+            stale, seconds = pending.popleft().result()
             tally.skipped += stale
             tally.phases["write"] += seconds
-            pending = None
 
     try:
         for lo, hi in _id_ranges(size):
             batch = _score_batch(compiled, lo, hi, now, wants_attributes, tally.phases)
             if apply:
                 changed = [row for row in batch if row.changes]
-                collect()  # at most one batch in flight: memory stays one batch deep
-                if writer is not None:
-                    pending = writer.submit(_write_batch, changed, ruleset, now)
+                if pool is not None:
+                    settle(writers - 1)
+                    pending.append(pool.submit(_write_batch, changed, ruleset, now, own_connection=True))
                 else:
                     stale, seconds = _write_batch(changed, ruleset, now)
                     tally.skipped += stale
@@ -492,9 +503,8 @@ def _run(job: RescoreJob) -> Tally:
             for row in batch:
                 tally.add(row.score, row.grade, row.new_score, row.new_grade, row.target)
             RescoreJob.objects.filter(pk=job.pk).update(processed=F("processed") + len(batch))
-        collect()
+        settle(0)
     finally:
-        if writer is not None:
-            writer.submit(connections.close_all)  # the writer thread's own connection
-            writer.shutdown(wait=True)
+        if pool is not None:
+            pool.shutdown(wait=True)
     return tally

@@ -243,6 +243,8 @@ LEADCRM_DIRTY_SWEEP_AFTER = env.int("LEADCRM_DIRTY_SWEEP_AFTER", default=30)
 LEADCRM_PIPELINE_SLOWDOWN_S = env.float("LEADCRM_PIPELINE_SLOWDOWN_S", default=0.0)
 # Leads per batch when a rule set is previewed or applied to every lead (scoring.rescore).
 LEADCRM_RESCORE_BATCH_SIZE = env.int("LEADCRM_RESCORE_BATCH_SIZE", default=20_000)
+# Connections writing a rescore's changed leads in parallel (PostgreSQL; one core each at most).
+LEADCRM_RESCORE_WRITERS = env.int("LEADCRM_RESCORE_WRITERS", default=2)
 # Events API limits.
 LEADCRM_EVENTS_MAX_BATCH = env.int("LEADCRM_EVENTS_MAX_BATCH", default=1000)
 LEADCRM_EVENTS_MAX_PROPERTIES_BYTES = env.int("LEADCRM_EVENTS_MAX_PROPERTIES_BYTES", default=16 * 1024)
