@@ -64,6 +64,7 @@ from assignment.rules.validation import (
 from assignment.tasks import notification_email_task, queue_drain_task
 from leads import services as leads_services
 from leads.models import EventType, Interaction, Lead, LeadStageChange, Stage
+from leads.services.pipeline import hook_batch_memo
 from scoring import rules as scoring_rules
 from scoring import services as scoring
 from users.models import User
@@ -373,20 +374,41 @@ def crossed_up(*, lead: Lead, previous_score: int, previous_stage: str) -> bool:
     return _grade_rank(lead.grade, bands) > _grade_rank(scoring_rules.grade_for(previous_score, bands), bands)
 
 
-def pipeline_hook(*, lead: Lead, result: Any, previous_score: int, previous_stage: str) -> None:
+def _any_rule_enabled(_lead_ids: frozenset[int]) -> bool:
+    return AssignmentRule.objects.filter(is_enabled=True).exists()
+
+
+def _queued_of(lead_ids: frozenset[int]) -> set[int] | None:
+    if not lead_ids:
+        return None  # outside a pipeline batch: ask per lead
+    return set(QueueEntry.objects.filter(lead_id__in=lead_ids).values_list("lead_id", flat=True))
+
+
+class PipelineHook:
     """Post-score hook (``LEADCRM_PIPELINE_HOOKS``): route new leads at once, and leads crossing a grade.
 
     Runs inside the pipeline's batch transaction, which already holds the lead row. Does nothing when
     no rule is enabled (assignment not set up) or the lead is closed, and leaves a queued lead to
-    ``queue_drain``.
+    ``queue_drain``. Its questions about the whole batch are asked once per batch
+    (``pipeline.hook_batch_memo``), and with no rule enabled the pipeline skips it for the batch.
     """
-    if lead.stage in CLOSED_STAGES or not AssignmentRule.objects.filter(is_enabled=True).exists():
-        return
-    if lead.owner_id is None:
-        if not QueueEntry.objects.filter(lead_id=lead.pk).exists():
-            lead_route(lead=lead, trigger=Trigger.NEW)
-    elif crossed_up(lead=lead, previous_score=previous_score, previous_stage=previous_stage):
-        lead_route(lead=lead, trigger=Trigger.GRADE_UP)
+
+    def wants_batch(self, lead_ids: frozenset[int]) -> bool:
+        return bool(hook_batch_memo("assignment:any_rule", _any_rule_enabled))
+
+    def __call__(self, *, lead: Lead, result: Any, previous_score: int, previous_stage: str) -> None:
+        if lead.stage in CLOSED_STAGES or not hook_batch_memo("assignment:any_rule", _any_rule_enabled):
+            return
+        if lead.owner_id is None:
+            queued = hook_batch_memo("assignment:queued", _queued_of)
+            is_queued = QueueEntry.objects.filter(lead_id=lead.pk).exists() if queued is None else lead.pk in queued
+            if not is_queued:
+                lead_route(lead=lead, trigger=Trigger.NEW)
+        elif crossed_up(lead=lead, previous_score=previous_score, previous_stage=previous_stage):
+            lead_route(lead=lead, trigger=Trigger.GRADE_UP)
+
+
+pipeline_hook = PipelineHook()
 
 
 def queue_drain(*, now: datetime | None = None, limit: int = QUEUE_DRAIN_LIMIT) -> int:

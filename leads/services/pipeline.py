@@ -6,7 +6,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -180,11 +181,39 @@ def _hooks(paths: tuple[str, ...]) -> tuple[PostScoreHook, ...]:
     return tuple(import_string(path) for path in paths)
 
 
+@dataclass
+class HookBatch:
+    """What the post-score hooks of one batch share: its lead ids and answers computed once per batch."""
+
+    lead_ids: frozenset[int]
+    memo: dict[str, Any] = field(default_factory=dict)
+
+
+_batch: ContextVar[HookBatch | None] = ContextVar("pipeline_hook_batch", default=None)
+
+
+def hook_batch_memo(key: str, compute: Callable[[frozenset[int]], Any]) -> Any:
+    """For a post-score hook: ``compute(batch lead ids)`` once per batch, not once per lead.
+
+    A hook that asks "is any rule enabled?" or "which of these leads are queued?" for every lead would
+    cost the batch a query per lead; this answers it once for the whole batch. Called outside a batch
+    (a test, a manual call) it computes for the one call, with no lead ids.
+    """
+    batch = _batch.get()
+    if batch is None:
+        return compute(frozenset())
+    if key not in batch.memo:
+        batch.memo[key] = compute(batch.lead_ids)
+    return batch.memo[key]
+
+
 def pipeline_hooks() -> tuple[PostScoreHook, ...]:
     """The post-score hooks named in ``LEADCRM_PIPELINE_HOOKS`` (dotted paths), in order.
 
     Each is called as ``hook(lead=lead, result=score_result, previous_score=int, previous_stage=str)``
-    inside the batch transaction, under a savepoint: a hook that raises fails only its lead.
+    inside the batch transaction, under a savepoint: a hook that raises fails only its lead. A hook
+    may also have ``wants_batch(lead_ids) -> bool``, asked once per batch (False: skip the batch), and
+    share per-batch answers through ``hook_batch_memo``.
     """
     return _hooks(tuple(getattr(settings, "LEADCRM_PIPELINE_HOOKS", ()) or ()))
 
@@ -344,15 +373,23 @@ def _process(candidates: list[Lead], run: PipelineRun) -> None:
             LeadStageChange.objects.bulk_create(stage_changes)
             if history:
                 scoring.score_history_record(changes=history, at=now, version=computed.rule_set.version)
-        for lead, result, previous_score, previous_stage in scored if hooks else ():
-            try:
-                with transaction.atomic():
-                    for hook in hooks:
-                        hook(lead=lead, result=result, previous_score=previous_score, previous_stage=previous_stage)
-            except Exception as exc:  # a hook failure fails its lead only
-                failed.add(lead.pk)
-                errors.append(f"lead {lead.pk}: hook: {exc!r}")
-                logger.exception("pipeline: hook failed for lead %s", lead.pk)
+        batch_ids = frozenset(lead.pk for lead, *_ in scored)
+        token = _batch.set(HookBatch(lead_ids=batch_ids))
+        try:
+            # A hook with nothing to do for this batch (say, no assignment rule enabled) is skipped for
+            # all of it: no savepoint and no query per lead.
+            hooks = tuple(h for h in hooks if not hasattr(h, "wants_batch") or h.wants_batch(batch_ids))
+            for lead, result, previous_score, previous_stage in scored if hooks else ():
+                try:
+                    with transaction.atomic():
+                        for hook in hooks:
+                            hook(lead=lead, result=result, previous_score=previous_score, previous_stage=previous_stage)
+                except Exception as exc:  # a hook failure fails its lead only
+                    failed.add(lead.pk)
+                    errors.append(f"lead {lead.pk}: hook: {exc!r}")
+                    logger.exception("pipeline: hook failed for lead %s", lead.pk)
+        finally:
+            _batch.reset(token)
         done = [lead.pk for lead, *_ in scored if lead.pk not in failed]
         hook_failed = [lead.pk for lead, *_ in scored if lead.pk in failed]
         if hook_failed:
