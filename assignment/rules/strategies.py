@@ -247,17 +247,23 @@ def _exclude_potential(rep: RepSnapshot, ctx: Context) -> str:
     return _("This lead (score %(score)s, grade %(grade)s) calls for a %(wanted)s rep; %(name)s is %(tier)s.") % {
         "score": ctx.lead.fields.get("score"),
         "grade": ctx.lead.fields.get("grade") or "—",
-        "wanted": wanted,
+        "wanted": tier_label(wanted),
         "name": rep.name,
-        "tier": rep.tier,
+        "tier": tier_label(rep.tier),
     }
+
+
+def tier_label(tier: str) -> str:
+    """A seniority tier in words, in the current language (the decision record shows it)."""
+    labels = {"junior": _("Junior"), "mid": _("Mid-level"), "senior": _("Senior")}
+    return str(labels.get(tier, tier))
 
 
 def _pick_potential(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
     """Among reps of the tier the lead calls for (see ``_exclude_potential``), the least loaded."""
     wanted = wanted_tier(ctx.lead, ctx.options)
     reason = (
-        _("Lead potential calls for a %(tier)s rep") % {"tier": wanted} if wanted else _("No tier mapped for this lead")
+        _("Lead potential calls for a %(tier)s rep") % {"tier": tier_label(wanted)} if wanted else _("No tier mapped for this lead")
     )
     return _then_least_loaded(reason, eligible, ctx)
 

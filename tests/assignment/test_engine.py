@@ -110,7 +110,7 @@ def test_potential_sends_hot_leads_to_senior_reps():
     options = {"grades": {"hot": "senior", "warm": "mid"}, "default": "junior"}
     hot = run(rule("potential", options=options), reps, lead(score=90, grade="hot"))
     assert hot.winner_id == 2
-    assert "calls for a senior rep; rep1 is junior" in {c.user_id: c.excluded for c in hot.candidates}[1]
+    assert "calls for a Senior rep; rep1 is Junior" in {c.user_id: c.excluded for c in hot.candidates}[1]
     warm = run(
         rule("potential", options=options),
         [rep(1, tier="junior"), rep(3, tier="mid", open_leads=3)],
