@@ -151,7 +151,8 @@ def factor_label(key: str) -> str:
     """A feature key (``attr:plan``, ``recent:demo_request``…) in words, in the active language."""
     prefix, _sep, name = key.partition(":")
     if prefix == "field":
-        return str(Lead._meta.get_field(name.removesuffix("_id")).verbose_name)
+        field = Lead._meta.get_field(name.removesuffix("_id"))
+        return str(getattr(field, "verbose_name", name))
     if prefix == "derived":
         return str({"email_domain": _("e-mail domain type"), "seniority": _("title seniority")}.get(name, name))
     labels = {
