@@ -201,14 +201,36 @@ def _read_batch(
         if wants_attributes:
             columns.append("attributes")
         columns += _field_names(compiled)
-        leads = list(
+        query = (
             Lead.objects.filter(id__gte=lo, id__lt=hi, merged_into__isnull=True).order_by("id").values_list(*columns)
         )
+        leads = _raw_rows(query, json_column=8 if wants_attributes else None)
         buckets = _buckets(compiled.ruleset, lo, hi, today)
     finally:
         if own_connection:
             connections.close_all()
     return _Batch(leads, buckets, time.perf_counter() - t0)
+
+
+def _raw_rows(query: Any, json_column: int | None) -> list[tuple[Any, ...]]:
+    """``list(query)`` for a values_list query; on PostgreSQL straight from the cursor.
+
+    psycopg already returns aware datetimes, so Django's per-value converters only cost time there
+    (about 5 µs a row); the one JSON column is decoded here instead.
+    """
+    if connection.vendor != "postgresql":
+        return list(query)
+    sql, params = query.query.get_compiler(using=query.db).as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if json_column is None:
+        return rows
+    return [
+        (*row[:json_column], json.loads(row[json_column]) if isinstance(row[json_column], str) else row[json_column],
+         *row[json_column + 1 :])
+        for row in rows
+    ]  # fmt: skip
 
 
 def _field_names(compiled: CompiledRuleSet) -> list[str]:
