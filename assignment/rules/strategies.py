@@ -263,7 +263,9 @@ def _pick_potential(eligible: Sequence[RepSnapshot], ctx: Context) -> Pick:
     """Among reps of the tier the lead calls for (see ``_exclude_potential``), the least loaded."""
     wanted = wanted_tier(ctx.lead, ctx.options)
     reason = (
-        _("Lead potential calls for a %(tier)s rep") % {"tier": tier_label(wanted)} if wanted else _("No tier mapped for this lead")
+        _("Lead potential calls for a %(tier)s rep") % {"tier": tier_label(wanted)}
+        if wanted
+        else _("No tier mapped for this lead")
     )
     return _then_least_loaded(reason, eligible, ctx)
 

@@ -40,7 +40,7 @@ def test_marketing_copies_edits_and_sees_field_errors(org: Org) -> None:
 
     copied = client.post(f"/scoring/{active().pk}/copy/")
     draft = ScoringRuleSet.objects.get(version=active().version + 1)
-    assert copied.url == f"/scoring/{draft.pk}/"
+    assert copied["Location"] == f"/scoring/{draft.pk}/"
 
     bad = client.post(
         f"/scoring/{draft.pk}/rules/new/",
@@ -86,8 +86,8 @@ def test_preview_shows_the_figures_and_apply_activates(org: Org, django_capture_
     with django_capture_on_commit_callbacks(execute=True):
         preview = client.post(f"/scoring/{draft.pk}/preview/")
     job = RescoreJob.objects.get()
-    assert preview.url == f"/scoring/jobs/{job.pk}/"
-    page = client.get(preview.url).content.decode()
+    assert preview["Location"] == f"/scoring/jobs/{job.pk}/"
+    page = client.get(preview["Location"]).content.decode()
     assert 'data-testid="changed-scores">1<' in page
     assert not ScoringRuleSet.objects.get(pk=draft.pk).is_active
 
