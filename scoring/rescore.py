@@ -50,7 +50,6 @@ from scoring.services import event_property_columns, rule_set_activate, rule_set
 logger = logging.getLogger(__name__)
 
 BINS = 10  # score histogram: 0–9, 10–19, …, 90–100
-READ_AHEAD = 2  # batches read ahead of the one being scored (each ~20k leads and ~100k buckets)
 
 
 def rule_set_load(rule_set: ScoringRuleSet | int, *, include_inactive: bool = False) -> rules.RuleSet:
@@ -187,16 +186,18 @@ class _Batch:
     read_s: float
 
 
-def _read_batch(
-    compiled: CompiledRuleSet, lo: int, hi: int, today: date, wants_attributes: bool, *, own_connection: bool = False
-) -> _Batch:
-    """Read the leads with ids in [lo, hi) and their event buckets (a reader thread runs this ahead)."""
+def _read_batch(compiled: CompiledRuleSet, lo: int, hi: int, today: date, wants_attributes: bool) -> _Batch:
+    """Read the leads with ids in [lo, hi) and their event buckets, in one read-only transaction.
+
+    (Reading ahead on a second connection while a batch is scored was tried: on two cores, with the
+    writers busy, it only made the threads fight over the GIL and the cores; docs/benchmarks.md.)
+    """
     t0 = time.perf_counter()
-    try:
-        if own_connection and connection.vendor == "postgresql":
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 # The grouped read sorts ~100k rows a batch: in memory, not in a temporary file.
-                cursor.execute("SET work_mem = '64MB'")
+                cursor.execute("SET LOCAL work_mem = '64MB'")
         columns = ["id", "score", "grade", "stage", "mql_at", "sql_at", "score_updated_at", "last_activity_at"]
         if wants_attributes:
             columns.append("attributes")
@@ -206,9 +207,6 @@ def _read_batch(
         )
         leads = _raw_rows(query, json_column=8 if wants_attributes else None)
         buckets = _buckets(compiled.ruleset, lo, hi, today)
-    finally:
-        if own_connection:
-            connections.close_all()
     return _Batch(leads, buckets, time.perf_counter() - t0)
 
 
@@ -521,9 +519,7 @@ def _run(job: RescoreJob) -> Tally:
     # are read and scored: writing is PostgreSQL maintaining every lead index for every changed row, by
     # far the largest cost when many scores move, and it then uses every core. Inside a transaction (the
     # tests) another connection could not see the rows, so it all runs inline.
-    threads = connection.vendor == "postgresql" and not connection.in_atomic_block
-    overlap = apply and threads
-    overlap_reads = threads
+    overlap = apply and connection.vendor == "postgresql" and not connection.in_atomic_block
     writers = max(1, settings.LEADCRM_RESCORE_WRITERS) if overlap else 0
     pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="rescore-writer") if writers else None
     pending: deque[Future[tuple[int, float]]] = deque()
@@ -535,27 +531,10 @@ def _run(job: RescoreJob) -> Tally:
             tally.skipped += stale
             tally.phases["write"] += seconds
 
-    # The next batches are read on their own connections while this one is scored: PostgreSQL's part of
-    # a read (an index range scan, a sort and a grouping) then overlaps Python's scoring.
-    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescore-reader") if overlap_reads else None
     today = timezone.localdate(now)
-    ranges = list(_id_ranges(size))
-    reads: deque[Future[_Batch]] = deque()
-
-    def read_ahead() -> None:
-        while reader is not None and ranges and len(reads) < READ_AHEAD:
-            lo, hi = ranges.pop(0)
-            reads.append(reader.submit(_read_batch, compiled, lo, hi, today, wants_attributes, own_connection=True))
-
     try:
-        while ranges or reads:
-            if reader is not None:
-                read_ahead()
-                data = reads.popleft().result()
-                read_ahead()
-            else:
-                lo, hi = ranges.pop(0)
-                data = _read_batch(compiled, lo, hi, today, wants_attributes)
+        for lo, hi in _id_ranges(size):
+            data = _read_batch(compiled, lo, hi, today, wants_attributes)
             tally.phases["read"] += data.read_s
             t0 = time.perf_counter()
             batch = _score_rows(compiled, data, now, wants_attributes)
@@ -574,8 +553,6 @@ def _run(job: RescoreJob) -> Tally:
             RescoreJob.objects.filter(pk=job.pk).update(processed=F("processed") + len(batch))
         settle(0)
     finally:
-        if reader is not None:
-            reader.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.shutdown(wait=True)
     return tally
