@@ -89,12 +89,14 @@ def test_a_worse_model_is_rejected_and_the_active_one_stays(django_capture_on_co
     leads = seed(900)
     first = train(django_capture_on_commit_callbacks)
     assert first.is_active
-    # Outcomes of the leads a training learns from become coin flips; the held-out leads keep theirs.
+    # Outcomes of the leads a training learns from are swapped (coin flips were not enough: facts set
+    # around the outcome still taught the model a little); the held-out leads keep theirs.
     held_out = set(policy.heldout_mask([lead.pk for lead in leads]).nonzero()[0].tolist())
-    rng = random.Random(7)
     for i, lead in enumerate(leads):
         if i not in held_out and lead.stage in (Stage.CONVERTED, Stage.LOST):
-            Lead.objects.filter(pk=lead.pk).update(stage=rng.choice([Stage.CONVERTED, Stage.LOST]))
+            Lead.objects.filter(pk=lead.pk).update(
+                stage=Stage.LOST if lead.stage == Stage.CONVERTED else Stage.CONVERTED
+            )
 
     second = train(django_capture_on_commit_callbacks)
 
