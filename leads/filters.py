@@ -72,16 +72,13 @@ class LeadFilter(django_filters.FilterSet):
         term = normalize_text(value).lower()
         if not term:
             return queryset
-        # The haystacks are lower-cased at write time, so a plain LIKE uses their trigram indexes (a
-        # BitmapOr of the two). Terms of one or two characters (伟明) have no trigram: PostgreSQL then
-        # walks the ordering index and stops at a page of matches, which is fast unless almost nothing
-        # matches (see docs/benchmarks.md). On that walk every row is tested, and strpos() tests a row
-        # ~7 % faster than LIKE '%…%' (same answer).
+        # search_text is lower-cased at write time, so a plain LIKE uses the trigram index. Terms of one
+        # or two characters (伟明) have no trigram: PostgreSQL then walks the ordering index and stops at
+        # a page of matches, which is fast unless almost nothing matches (see docs/benchmarks.md). On that
+        # walk every row is tested, and strpos() tests a row ~7 % faster than LIKE '%…%' (same answer).
         if len(term) < MIN_TRIGRAM_TERM:
-            return queryset.alias(
-                name_at=StrIndex("search_name", Value(term)), contact_at=StrIndex("search_contact", Value(term))
-            ).filter(Q(name_at__gt=0) | Q(contact_at__gt=0))
-        return queryset.filter(Q(search_name__contains=term) | Q(search_contact__contains=term))
+            return queryset.alias(term_at=StrIndex("search_text", Value(term))).filter(term_at__gt=0)
+        return queryset.filter(search_text__contains=term)
 
     def filter_region(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
         return queryset.filter(Q(region__iexact=value) | Q(city__iexact=value))

@@ -192,16 +192,20 @@ class Lead(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
 
-    # Lower-cased haystacks for the free-text search, each with its own trigram GIN index (migration
-    # 0008): two indexes of half the size build in parallel, one per core, where one big index took
-    # the whole 1M-lead seed's critical path (docs/benchmarks.md, "Seed").
-    search_name = models.GeneratedField(
-        expression=Lower(Concat("name", models.Value(" "), "company", output_field=models.TextField())),
-        output_field=models.TextField(),
-        db_persist=True,
-    )
-    search_contact = models.GeneratedField(
-        expression=Lower(Concat("email", models.Value(" "), "phone", output_field=models.TextField())),
+    # Lower-cased haystack for the free-text search; PostgreSQL indexes it with trigrams.
+    search_text = models.GeneratedField(
+        expression=Lower(
+            Concat(
+                "name",
+                models.Value(" "),
+                "email",
+                models.Value(" "),
+                "phone",
+                models.Value(" "),
+                "company",
+                output_field=models.TextField(),
+            )
+        ),
         output_field=models.TextField(),
         db_persist=True,
     )

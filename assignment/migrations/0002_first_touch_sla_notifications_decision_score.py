@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('assignment', '0001_rep_profiles_rules_decisions_queue'),
-        ('leads', '0009_split_search_text'),
+        ('leads', '0008_conversion_probability'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -28,7 +28,7 @@ EDITABLE_FIELDS = frozenset(
     }
 )  # fmt: skip
 # Relations arrive as instances already checked by the caller; re-checking them costs a query each.
-CLEAN_EXCLUDE = ["tags", "search_name", "search_contact", "owner", "team", "campaign", "created_by"]
+CLEAN_EXCLUDE = ["tags", "search_text", "owner", "team", "campaign", "created_by"]
 TEXT_FIELDS = ("name", "company", "job_title", "industry", "region", "city")
 
 # Which lifecycle timestamp a stage stamps the first time the lead reaches it.
