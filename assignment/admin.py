@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from assignment import services
+from assignment.forms import AssignmentRuleForm
 from assignment.models import (
     AssignmentDecision,
     AssignmentRule,
@@ -61,37 +62,6 @@ class RepProfileAdmin(admin.ModelAdmin[RepProfile]):
     list_filter = ("is_available", "tier")
     search_fields = ("user__username", "user__display_name")
     raw_id_fields = ("user",)
-
-
-class AssignmentRuleForm(forms.ModelForm[AssignmentRule]):
-    class Meta:
-        model = AssignmentRule
-        fields = (
-            "name",
-            "position",
-            "is_enabled",
-            "conditions",
-            "triggers",
-            "pool",
-            "pool_team",
-            "pool_reps",
-            "strategy",
-            "options",
-        )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        try:
-            services.rule_validate(
-                strategy=data.get("strategy", ""),
-                conditions=data.get("conditions", []),
-                triggers=data.get("triggers", []),
-                options=data.get("options", {}),
-            )
-        except ValidationError as exc:
-            for field, messages in exc.message_dict.items():
-                self.add_error(field, messages)
-        return data
 
 
 @admin.register(AssignmentRule)

@@ -18,7 +18,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from assignment import selectors, services
-from assignment.models import AssignmentRule, RepProfile, Trigger
+from assignment.forms import AssignmentRuleForm, DryRunForm
+from assignment.models import AssignmentRule, RepProfile, RuleCursor, Trigger
 from leads import selectors as lead_selectors
 from leads.models import Lead, SourceChannel
 from users.models import Role, User
@@ -126,3 +127,72 @@ def my_availability(request: HttpRequest) -> HttpResponse:
         "notices": selectors.notifications_for(user)[:20],
     }
     return render(request, "assignment/my_availability.html", context)
+
+
+@login_required
+def rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
+    """Create or change a rule; "Dry run" replays recent leads through the rules as they would be with
+    this form's version of the rule, and shows who would have received what — nothing is saved."""
+    user = _manager(request)
+    rule = get_object_or_404(AssignmentRule, pk=rule_id) if rule_id else None
+    form = AssignmentRuleForm(request.POST or None, instance=rule)
+    dry_form = DryRunForm(request.POST or None)
+    dry_run = None
+    if request.method == "POST" and form.is_valid():
+        draft = form.save(commit=False)
+        if "dry_run" in request.POST:
+            if dry_form.is_valid():
+                dry_run = _dry_run(user, form, draft, days=dry_form.cleaned_data["days"])
+        else:
+            draft.triggers = list(form.cleaned_data["triggers"])
+            services.rule_save(rule=draft, pool_reps=form.cleaned_data.get("pool_reps") or [])
+            messages.success(request, _("Rule “%(rule)s” saved.") % {"rule": draft.name})
+            return redirect("assignment:rule_list")
+    return render(
+        request,
+        "assignment/rule_form.html",
+        {"form": form, "rule": rule, "dry_form": dry_form, "dry_run": dry_run},
+    )
+
+
+def _dry_run(user: User, form: AssignmentRuleForm, draft: AssignmentRule, *, days: int) -> dict[str, Any]:
+    """The enabled rules in order, with this rule replaced by (or, if new, added as) the form's version."""
+    data = {
+        **{name: form.cleaned_data.get(name) for name in ("name", "strategy", "conditions", "pool", "options")},
+        "triggers": list(form.cleaned_data["triggers"]),
+        "pool_team": draft.pool_team_id,
+        "pool_reps": [rep.pk for rep in form.cleaned_data.get("pool_reps") or []],
+        "id": draft.pk,
+    }
+    rules = [r for r in selectors.rule_list().order_by("position", "pk") if r.is_enabled and r.pk != draft.pk]
+    cursors = dict(RuleCursor.objects.filter(rule__in=rules).values_list("rule_id", "last_user_id"))
+    specs = [services.rule_spec(r, last_user_id=cursors.get(r.pk)) for r in rules]
+    position = sum(1 for r in rules if (r.position, r.pk or 0) < (draft.position or 10**9, draft.pk or 10**9))
+    if form.cleaned_data.get("is_enabled"):
+        specs.insert(position, services.rule_spec_from_data(data, position=position + 1))
+    since = timezone.now() - timedelta(days=days)
+    leads = (
+        lead_selectors.lead_visible_to(user)
+        .prefetch_related(None)
+        .filter(created_at__gte=since, merged_into__isnull=True)
+        .order_by("created_at", "pk")[: services.DRY_RUN_MAX_LEADS]
+    )
+    result = services.assignment_dry_run(leads=list(leads), rules=specs)
+    names = dict(User.objects.filter(pk__in=[rep.user_id for rep in result.reps]).values_list("pk", "username"))
+    received: dict[int, list[int]] = {}
+    for row in result.rows:
+        if row.decision.winner_id is not None:
+            received.setdefault(row.decision.winner_id, []).append(row.score)
+    return {
+        "days": days,
+        "leads": len(result.rows),
+        "unassigned": sum(1 for row in result.rows if row.decision.winner_id is None),
+        "reps": sorted(
+            ((names.get(pk, pk), len(scores), sum(scores)) for pk, scores in received.items()),
+            key=lambda item: (-item[1], str(item[0])),
+        ),
+        "rows": [
+            (row.lead_id, row.lead_name, row.score, names.get(row.decision.winner_id or 0, "—"), row.decision.reason)
+            for row in result.rows[:50]
+        ],
+    }

@@ -66,3 +66,56 @@ def test_lead_page_shows_the_decision_with_its_candidates(org, reps):
     assert 'data-testid="lead-assignments"' in page
     assert "North in turn → rep" in page
     assert 'data-testid="winner-row"' in page
+
+
+def test_manager_creates_a_rule_in_the_browser_with_field_errors_first(org, reps):
+    browser = _browser(org.manager)
+    assert browser.get("/assignment/rules/new/").status_code == 200
+
+    bad = browser.post(
+        "/assignment/rules/new/",
+        {"name": "Shanghai", "position": "1", "is_enabled": "on", "conditions": '[{"field": "nope"}]',
+         "triggers": ["new"], "pool": "reps", "pool_reps": [org.rep.pk], "strategy": "round_robin",
+         "options": '{"typo": 1}', "save": "1"},
+    )  # fmt: skip
+    assert bad.status_code == 200
+    page = bad.content.decode()
+    assert "Unknown option" in page
+    assert not AssignmentRule.objects.exists()
+
+    good = browser.post(
+        "/assignment/rules/new/",
+        {"name": "Shanghai", "position": "1", "is_enabled": "on",
+         "conditions": '[{"field": "region", "operator": "equals", "value": "Shanghai"}]',
+         "triggers": ["new", "manual"], "pool": "reps", "pool_reps": [org.rep.pk, org.rep2.pk],
+         "strategy": "round_robin", "options": "{}", "save": "1"},
+    )  # fmt: skip
+    assert good.status_code == 302
+    rule = AssignmentRule.objects.get()
+    assert (rule.triggers, set(rule.pool_reps.values_list("pk", flat=True))) == (
+        ["new", "manual"],
+        {org.rep.pk, org.rep2.pk},
+    )
+    assert rule.conditions[0]["value"] == "Shanghai"
+
+
+def test_a_dry_run_shows_who_would_receive_what_and_saves_nothing(org, reps):
+    for _ in range(4):
+        LeadFactory.create(team=org.north, region="Shanghai")
+    browser = _browser(org.manager)
+    response = browser.post(
+        "/assignment/rules/new/",
+        {"name": "Draft", "position": "1", "is_enabled": "on", "conditions": "[]", "triggers": ["new"],
+         "pool": "reps", "pool_reps": [org.rep.pk, org.rep2.pk], "strategy": "round_robin", "options": "{}",
+         "days": "7", "dry_run": "1"},
+    )  # fmt: skip
+    page = response.content.decode()
+    assert 'data-testid="dry-run-result"' in page
+    # Round-robin over two reps: two leads each, and nothing saved.
+    assert f'<th scope="row">{org.rep.username}</th><td class="num">2</td>' in page
+    assert f'<th scope="row">{org.rep2.username}</th><td class="num">2</td>' in page
+    assert not AssignmentRule.objects.exists()
+
+
+def test_reps_cannot_open_the_rule_form(org, reps):
+    assert _browser(org.rep).get("/assignment/rules/new/").status_code == 403
