@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -89,3 +89,29 @@ class AssignmentRuleForm(forms.ModelForm[AssignmentRule]):
 
 class DryRunForm(forms.Form):
     days = forms.IntegerField(label=_("Replay the leads of the last … days"), min_value=1, max_value=90, initial=7)
+
+
+class BulkReassignForm(forms.Form):
+    """Whose open leads, and to whom (empty: run the rules for each, trigger "bulk")."""
+
+    from_owner = forms.ModelChoiceField(label=_("Open leads of"), queryset=User.objects.none())
+    to_owner = forms.ModelChoiceField(
+        label=_("Give them to"),
+        queryset=User.objects.none(),
+        required=False,
+        empty_label=_("— run the assignment rules —"),
+    )
+
+    def __init__(self, *args: Any, manager: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        people = User.objects.filter(is_active=True).order_by("username")
+        if manager.role != Role.ADMIN:
+            people = people.filter(team_id__in=manager.managed_team_ids)
+        cast(forms.ModelChoiceField, self.fields["from_owner"]).queryset = people
+        cast(forms.ModelChoiceField, self.fields["to_owner"]).queryset = people
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("from_owner") is not None and data.get("from_owner") == data.get("to_owner"):
+            self.add_error("to_owner", _("Choose someone else, or the assignment rules."))
+        return data

@@ -12,4 +12,6 @@ urlpatterns = [
     path("assignment/rules/<int:rule_id>/move/<str:direction>/", views.rule_move, name="rule_move"),
     path("assignment/rules/<int:rule_id>/toggle/", views.rule_toggle, name="rule_toggle"),
     path("assignment/me/", views.my_availability, name="me"),
+    path("assignment/reassign/", views.bulk_reassign, name="bulk_reassign"),
+    path("assignment/leads/<int:lead_id>/rerun/", views.lead_rerun, name="lead_rerun"),
 ]

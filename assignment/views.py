@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from assignment import selectors, services
-from assignment.forms import AssignmentRuleForm, DryRunForm
+from assignment.forms import AssignmentRuleForm, BulkReassignForm, DryRunForm
 from assignment.models import AssignmentRule, RepProfile, RuleCursor, Trigger
 from leads import selectors as lead_selectors
 from leads.models import Lead, SourceChannel
@@ -196,3 +196,38 @@ def _dry_run(user: User, form: AssignmentRuleForm, draft: AssignmentRule, *, day
             for row in result.rows[:50]
         ],
     }
+
+
+@login_required
+@require_POST
+def lead_rerun(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """A manager's "re-run the rules" on one lead they can see (trigger: manual), recorded like any routing."""
+    user = _manager(request)
+    lead = lead_selectors.lead_visible_to(user).prefetch_related(None).filter(pk=lead_id).first()
+    if lead is None:
+        raise Http404(_("No such lead."))
+    result = services.lead_route(lead=lead, trigger=Trigger.MANUAL, by=user)
+    record = result.record
+    messages.success(request, record.reason if record is not None else _("Nothing changed."))
+    return redirect("leads:detail", lead_id=lead.pk)
+
+
+@login_required
+def bulk_reassign(request: HttpRequest) -> HttpResponse:
+    """Move the open leads of one rep (say, one who is leaving) to another rep, or through the rules."""
+    user = _manager(request)
+    form = BulkReassignForm(request.POST or None, manager=user)
+    if request.method == "POST" and form.is_valid():
+        leads = (
+            lead_selectors.lead_visible_to(user)
+            .filter(owner=form.cleaned_data["from_owner"])
+            .exclude(stage__in=services.CLOSED_STAGES)
+            .values_list("pk", flat=True)
+        )
+        counts = services.leads_reassign(lead_ids=list(leads), by=user, owner=form.cleaned_data["to_owner"])
+        messages.success(
+            request,
+            _("%(assigned)s leads reassigned, %(kept)s kept, %(queued)s queued, %(unchanged)s unchanged.") % counts,
+        )
+        return redirect("assignment:rule_list")
+    return render(request, "assignment/bulk_reassign.html", {"form": form})

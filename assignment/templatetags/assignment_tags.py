@@ -8,12 +8,19 @@ from django import template
 
 from assignment import selectors
 from leads.models import Lead
+from users.models import Role
 
 register = template.Library()
 SHOWN = 10
 
 
-@register.inclusion_tag("assignment/_lead_assignments.html")
-def lead_assignments(lead: Lead) -> dict[str, Any]:
-    """The caller has already checked that the viewer may see ``lead``."""
-    return {"decisions": list(selectors.lead_decisions(lead=lead)[:SHOWN]), "lead": lead}
+@register.inclusion_tag("assignment/_lead_assignments.html", takes_context=True)
+def lead_assignments(context: dict[str, Any], lead: Lead) -> dict[str, Any]:
+    """The caller has already checked that the viewer may see ``lead``; managers may re-run the rules."""
+    user = context.get("user")
+    return {
+        "decisions": list(selectors.lead_decisions(lead=lead)[:SHOWN]),
+        "lead": lead,
+        "can_rerun": getattr(user, "role", None) in (Role.MANAGER, Role.ADMIN),
+        "csrf_token": context.get("csrf_token"),
+    }

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from assignment import services
-from assignment.models import AssignmentRule, RepProfile, Trigger
+from assignment.models import AssignmentDecision, AssignmentRule, RepProfile, Trigger
 from tests.assignment.conftest import make_rule
 from tests.factories import LeadFactory
 
@@ -119,3 +119,40 @@ def test_a_dry_run_shows_who_would_receive_what_and_saves_nothing(org, reps):
 
 def test_reps_cannot_open_the_rule_form(org, reps):
     assert _browser(org.rep).get("/assignment/rules/new/").status_code == 403
+
+
+def test_a_manager_reruns_the_rules_for_one_lead_from_its_page(org, reps):
+    make_rule("North", reps=[org.rep2])
+    lead = LeadFactory.create(team=org.north, owner=org.rep)
+    manager = _browser(org.manager)
+    assert 'data-testid="rerun-rules"' in manager.get(f"/leads/{lead.pk}/").content.decode()
+    assert 'data-testid="rerun-rules"' not in _browser(org.rep).get(f"/leads/{lead.pk}/").content.decode()
+
+    response = manager.post(f"/assignment/leads/{lead.pk}/rerun/")
+
+    assert response.status_code == 302
+    lead.refresh_from_db()
+    assert lead.owner == org.rep2
+    decision = AssignmentDecision.objects.get(lead=lead)
+    assert (decision.trigger, decision.decided_by) == (Trigger.MANUAL, org.manager)
+    assert _browser(org.rep).post(f"/assignment/leads/{lead.pk}/rerun/").status_code == 403
+
+
+def test_a_manager_moves_a_leaving_reps_open_leads(org, reps):
+    open_leads = [LeadFactory.create(team=org.north, owner=org.rep) for _ in range(3)]
+    won = LeadFactory.create(team=org.north, owner=org.rep, stage="converted")
+    manager = _browser(org.manager)
+    assert manager.get("/assignment/reassign/").status_code == 200
+
+    same = manager.post("/assignment/reassign/", {"from_owner": org.rep.pk, "to_owner": org.rep.pk})
+    assert "Choose someone else" in same.content.decode()
+
+    response = manager.post("/assignment/reassign/", {"from_owner": org.rep.pk, "to_owner": org.rep2.pk})
+
+    assert response.status_code == 302
+    for lead in open_leads:
+        lead.refresh_from_db()
+        assert lead.owner == org.rep2
+    won.refresh_from_db()
+    assert won.owner == org.rep  # closed leads stay with whoever won or lost them
+    assert _browser(org.rep).get("/assignment/reassign/").status_code == 403
