@@ -11,10 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from scoring import services
 from scoring.models import GradeBand, RescoreJob, RescoreMode, ScoreHistory, ScoringRule, ScoringRuleSet
 from scoring.rescore import rescore_job_create
-
-
-def _applied(rule_set: ScoringRuleSet) -> bool:
-    return rule_set.is_active or rule_set.rescore_jobs.filter(mode=RescoreMode.APPLY).exists()
+from scoring.selectors import rule_set_applied
 
 
 class GradeBandInline(admin.TabularInline[GradeBand, ScoringRuleSet]):
@@ -65,7 +62,7 @@ class ScoringRuleSetAdmin(admin.ModelAdmin[ScoringRuleSet]):
 
     def has_change_permission(self, request: HttpRequest, obj: ScoringRuleSet | None = None) -> bool:
         # An applied version explains the scores it made: it stays as it was (copy it to change it).
-        if obj is not None and _applied(obj):
+        if obj is not None and rule_set_applied(obj):
             return False
         return super().has_change_permission(request, obj)
 
@@ -77,12 +74,12 @@ class ScoringRuleAdmin(admin.ModelAdmin[ScoringRule]):
     search_fields = ("name", "field", "event_type")
 
     def has_change_permission(self, request: HttpRequest, obj: ScoringRule | None = None) -> bool:
-        if obj is not None and _applied(obj.rule_set):
+        if obj is not None and rule_set_applied(obj.rule_set):
             return False
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: ScoringRule | None = None) -> bool:
-        if obj is not None and _applied(obj.rule_set):
+        if obj is not None and rule_set_applied(obj.rule_set):
             return False
         return super().has_delete_permission(request, obj)
 

@@ -52,10 +52,10 @@ logger = logging.getLogger(__name__)
 BINS = 10  # score histogram: 0–9, 10–19, …, 90–100
 
 
-def rule_set_load(rule_set: ScoringRuleSet | int, *, include_inactive: bool = False) -> rules.RuleSet:
-    """The pure rule set of a stored version (its enabled rules, or all of them, and its bands)."""
+def rule_set_load(rule_set: ScoringRuleSet | int) -> rules.RuleSet:
+    """The pure rule set of a stored version (its enabled rules and its bands), active or not."""
     pk = rule_set.pk if isinstance(rule_set, ScoringRuleSet) else rule_set
-    enabled = ScoringRule.objects.all() if include_inactive else ScoringRule.objects.filter(is_active=True)
+    enabled = ScoringRule.objects.filter(is_active=True)
     row = ScoringRuleSet.objects.prefetch_related(Prefetch("rules", queryset=enabled), "bands").get(pk=pk)
     return rule_set_from_row(row)
 

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from leads.models import Lead
 from scoring import rules
-from scoring.models import ScoreHistory, ScoringRuleSet
+from scoring.models import RescoreMode, ScoreHistory, ScoringRule, ScoringRuleSet
 
 HISTORY_LIMIT = 30
 
@@ -19,16 +19,17 @@ def lead_score_history(*, lead: Lead, limit: int = HISTORY_LIMIT) -> list[ScoreH
     return list(qs[:limit])
 
 
-def _version_rules(version: int) -> dict[str, rules.Rule]:
-    """The rules of a version by key (three queries). Applied versions never change (``services._check_draft``)."""
-    from scoring.rescore import rule_set_load
+def rule_set_applied(rule_set: ScoringRuleSet) -> bool:
+    """Whether ``rule_set`` is or was ever applied: such a version explains stored scores and never changes."""
+    return rule_set.is_active or rule_set.rescore_jobs.filter(mode=RescoreMode.APPLY).exists()
 
-    row = ScoringRuleSet.objects.filter(version=version).first()
-    if row is None:
-        return {}
+
+def _version_rules(version: int) -> dict[str, rules.Rule]:
+    """The rules of a version by key (one query). Applied versions never change (``rule_set_applied``)."""
+    from scoring.services import rule_from_row
+
     # Every rule, enabled or not: a history row names only rules that fired under that version.
-    loaded = rule_set_load(row, include_inactive=True)
-    return {rule.key: rule for rule in loaded.rules}
+    return {str(r.pk): rule_from_row(r) for r in ScoringRule.objects.filter(rule_set__version=version)}
 
 
 def breakdown_explained(row: ScoreHistory) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from leads.models import Interaction, Lead
-from scoring import rules
+from scoring import rules, selectors
 from scoring.models import GradeBand, ScoreHistory, ScoringRule, ScoringRuleSet, lead_field_names, rule_errors
 from scoring.rules import EventBucket, LeadFacts, RuleSet, ScoreResult, Thresholds, score_from_facts
 
@@ -266,7 +266,7 @@ def _check_draft(rule_set: ScoringRuleSet) -> None:
 
     Every edit also stamps ``edited_at``: a preview made before it no longer describes the draft.
     """
-    if rule_set.is_active or rule_set.rescore_jobs.filter(mode="apply").exists():
+    if selectors.rule_set_applied(rule_set):
         raise ValidationError(
             {"rule_set": [_("This version has been applied and cannot change; copy it and edit the copy.")]}
         )

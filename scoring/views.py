@@ -33,13 +33,10 @@ from scoring.models import (
     ScoringRuleSet,
     lead_field_names,
 )
+from scoring.selectors import rule_set_applied
 
 VIEW = "scoring.view_scoringruleset"
 CHANGE = "scoring.change_scoringruleset"
-
-
-def _applied(rule_set: ScoringRuleSet) -> bool:
-    return rule_set.is_active or rule_set.rescore_jobs.filter(mode=RescoreMode.APPLY).exists()
 
 
 def _describe(rule: ScoringRule) -> str:
@@ -108,7 +105,7 @@ class BandsForm(forms.Form):
 @permission_required(VIEW, raise_exception=True)
 def rule_set_detail(request: HttpRequest, rule_set_id: int) -> HttpResponse:
     rule_set = get_object_or_404(ScoringRuleSet, pk=rule_set_id)
-    editable = not _applied(rule_set) and request.user.has_perm(CHANGE)
+    editable = not rule_set_applied(rule_set) and request.user.has_perm(CHANGE)
     form = RuleSetForm(instance=rule_set)
     bands_text = "\n".join(f"{b.key}, {b.min_score}, {b.label}".rstrip(", ") for b in rule_set.bands.all())
     bands_form = BandsForm(initial={"bands": bands_text})
@@ -143,7 +140,7 @@ def rule_set_detail(request: HttpRequest, rule_set_id: int) -> HttpResponse:
         {
             "rule_set": rule_set,
             "editable": editable,
-            "applied": _applied(rule_set),
+            "applied": rule_set_applied(rule_set),
             "can_change": request.user.has_perm(CHANGE),
             "form": form,
             "bands_form": bands_form,
@@ -204,7 +201,7 @@ class RuleForm(forms.ModelForm[ScoringRule]):
 def rule_edit(request: HttpRequest, rule_set_id: int, rule_id: int | None = None) -> HttpResponse:
     rule_set = get_object_or_404(ScoringRuleSet, pk=rule_set_id)
     rule = get_object_or_404(ScoringRule, pk=rule_id, rule_set=rule_set) if rule_id else None
-    if _applied(rule_set):
+    if rule_set_applied(rule_set):
         messages.error(request, _("This version has been applied and cannot change; copy it and edit the copy."))
         return redirect("scoring:rule_set", rule_set_id=rule_set.pk)
     form = RuleForm(request.POST or None, instance=rule)
