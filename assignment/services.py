@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -63,7 +63,7 @@ from assignment.rules.validation import (
 )
 from assignment.tasks import notification_email_task, queue_drain_task
 from leads import services as leads_services
-from leads.models import EventType, Interaction, Lead, LeadStageChange, Stage
+from leads.models import EventType, Interaction, Lead, LeadScore, LeadStageChange, Stage
 from leads.services.pipeline import hook_batch_memo
 from scoring import rules as scoring_rules
 from scoring import services as scoring
@@ -75,22 +75,34 @@ CLOSED_STAGES = (Stage.CONVERTED, Stage.LOST)
 # Lead columns a rule's conditions must not read (internals, or not facts about the lead).
 HIDDEN_LEAD_FIELDS = {"id", "dirty_since", "search_text", "attributes", "import_job", "merged_into", "created_by"}
 QUEUE_DRAIN_LIMIT = 200
+# Scoring's outputs (the lead's LeadScore) are facts worth routing on too; rules name them as lead fields.
+SCORE_FIELDS = ("score", "grade", "conversion_probability", "priority")
 
 
 def lead_condition_fields() -> tuple[str, ...]:
-    """Lead fields a rule condition may name (besides ``attr.<key>``): the columns, FKs as ``<name>_id``.
+    """Lead fields a rule condition may name (besides ``attr.<key>``): the columns, FKs as ``<name>_id``,
+    and the score card's.
 
     Search haystacks are left out; other generated columns (a derived priority) are facts worth routing on.
     """
-    return tuple(
+    columns = tuple(
         f.attname
         for f in Lead._meta.concrete_fields
         if f.name not in HIDDEN_LEAD_FIELDS and not f.name.startswith("search_")
     )
+    return (*columns, *SCORE_FIELDS)
 
 
 def _generated(name: str) -> bool:
-    return isinstance(Lead._meta.get_field(name.removesuffix("_id")), GeneratedField)
+    model = LeadScore if name in SCORE_FIELDS else Lead
+    return isinstance(model._meta.get_field(name.removesuffix("_id")), GeneratedField)
+
+
+def sample_lead(fields: Mapping[str, Any], attributes: Mapping[str, Any] | None = None) -> Lead:
+    """An unsaved lead to try rules on: its fields, and score fields on an unsaved score card."""
+    lead = Lead(**{k: v for k, v in fields.items() if k not in SCORE_FIELDS}, attributes=dict(attributes or {}))
+    lead.scorecard = LeadScore(**{k: v for k, v in fields.items() if k in SCORE_FIELDS})
+    return lead
 
 
 # --- Snapshots (set-based reads) -----------------------------------------------------------------

@@ -21,7 +21,7 @@ from assignment import selectors, services
 from assignment.forms import AssignmentRuleForm, BulkReassignForm, DryRunForm
 from assignment.models import AssignmentRule, RepProfile, RuleCursor, Trigger
 from leads import selectors as lead_selectors
-from leads.models import Lead, SourceChannel
+from leads.models import SourceChannel
 from users.models import Role, User
 
 STATS_DAYS = 30
@@ -62,7 +62,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
                 form.add_error("lead", _("No such lead."))
         else:
             facts = {k: v for k, v in data.items() if k != "lead" and v not in (None, "")}
-            lead = Lead(name=_("Sample lead"), **facts)
+            lead = services.sample_lead({"name": _("Sample lead"), **facts})
         if lead is not None:
             decision = services.rule_test(lead=lead, trigger=Trigger.NEW)
     people = User.objects.filter(is_active=True)

@@ -106,11 +106,10 @@ def seed(leads: int) -> tuple[str, list[int]]:
 def reset_pipeline_state() -> None:
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         conn.execute("TRUNCATE leads_interaction, leads_leadstagechange, leads_pipelinerun")
-        conn.execute(
-            "UPDATE leads_lead SET score = 0, grade = '', score_updated_at = NULL, dirty_since = NULL, stage = 'new',"
-            " mql_at = NULL, sql_at = NULL"
-        )
+        conn.execute("UPDATE leads_lead SET dirty_since = NULL, stage = 'new', mql_at = NULL, sql_at = NULL")
+        conn.execute("UPDATE leads_leadscore SET score = 0, grade = '', score_updated_at = NULL")
         conn.execute("VACUUM ANALYZE leads_lead")
+        conn.execute("VACUUM ANALYZE leads_leadscore")
 
 
 def start_gunicorn(queue: str) -> subprocess.Popen[bytes]:
@@ -282,7 +281,7 @@ def steady_latency(key: str, lead_ids: list[int], rate: int, seconds: int, naive
         time.sleep(0.1)
     with psycopg.connect(DB_URL) as conn:
         rows = conn.execute(
-            "SELECT id, extract(epoch FROM score_updated_at) FROM leads_lead WHERE id = ANY(%s)", [fresh]
+            "SELECT lead_id, extract(epoch FROM score_updated_at) FROM leads_leadscore WHERE lead_id = ANY(%s)", [fresh]
         ).fetchall()
     # Only a score written after the event was sent counts; a lead still waiting when the drain gave up
     # counts with the time waited so far (so the figure is then a lower bound, flagged below).

@@ -13,7 +13,7 @@ from django.utils import timezone
 @shared_task(acks_late=True, ignore_result=True)
 def naive_recompute_lead_task(lead_id: int) -> None:
     """Recompute one lead's score from all its interactions, write it and clear its dirty flag."""
-    from leads.models import Lead
+    from leads.models import Lead, LeadScore
     from scoring import services as scoring
 
     with transaction.atomic():
@@ -21,5 +21,6 @@ def naive_recompute_lead_task(lead_id: int) -> None:
         now = timezone.now()
         facts, _ = scoring.lead_facts_for_batch(leads=[lead], now=now)
         result = scoring.score_compute(facts=facts[lead.pk])
-        lead.score, lead.grade, lead.score_updated_at, lead.dirty_since = result.score, result.grade, now, None
-        lead.save(update_fields=["score", "grade", "score_updated_at", "dirty_since"])
+        LeadScore.objects.filter(lead=lead).update(score=result.score, grade=result.grade, score_updated_at=now)
+        lead.dirty_since = None
+        lead.save(update_fields=["dirty_since"])

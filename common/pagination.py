@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -86,30 +86,61 @@ def _position(payload: dict[str, Any], model_field: Any, connection: Any) -> tup
     return db_key, row_id
 
 
-def keyset_paginate(queryset: QuerySet[Any], *, ordering: str, cursor: str | None, page_size: int) -> KeysetPage:
-    """Return one page of ``queryset`` ordered by ``ordering`` (e.g. "-score"), then by id."""
+def _key_path(model: Any, path: str) -> tuple[Any, str, str, str]:
+    """For an ordering path (``created_at``, or ``scorecard__score`` on a one-to-one): the key's model
+    field, its table, the ORM path of the id that breaks ties in the same index, and that id's column."""
+    if "__" not in path:
+        return model._meta.get_field(path), model._meta.db_table, "id", f'"{model._meta.db_table}"."id"'
+    relation_name, name = path.split("__")
+    relation = model._meta.get_field(relation_name)
+    if not relation.one_to_one:
+        raise ValueError(f"keyset ordering {path!r}: only a one-to-one relation keeps one row per {model.__name__}")
+    # The related table's own copy of our id: (key, that id) is one index there, and equals our id by the join.
+    link = relation.field if relation.auto_created else relation.target_field
+    related = relation.related_model
+    table = related._meta.db_table
+    return related._meta.get_field(name), table, f"{relation_name}__{link.attname}", f'"{table}"."{link.column}"'
+
+
+def keyset_paginate(
+    queryset: QuerySet[Any],
+    *,
+    ordering: str,
+    cursor: str | None,
+    page_size: int,
+    paths: Mapping[str, str] | None = None,
+) -> KeysetPage:
+    """Return one page of ``queryset`` ordered by ``ordering`` (e.g. "-score"), then by id.
+
+    ``paths`` maps an ordering name to where it lives when that is not a column of the model itself,
+    e.g. ``{"score": "scorecard__score"}`` for a key kept in a one-to-one table; rows must still carry
+    the key under its ordering name (an attribute of the instance, or that key of a ``values()`` dict).
+    """
     descending = ordering.startswith("-")
     field = ordering.lstrip("-")
+    path = (paths or {}).get(field, field)
+    model_field, table, id_path, id_column = _key_path(queryset.model, path)
+    if "__" in path:
+        # An inner join (every row has its one-to-one row), so PostgreSQL may walk that table's index first.
+        queryset = queryset.filter(**{f"{path.split('__')[0]}__isnull": False})
     backwards = False
     if cursor:
         payload = _decode(cursor)
         if payload.get("o") != ordering:
             raise ValidationError({"cursor": [_("This cursor belongs to another ordering.")]})
         backwards = payload["d"] == "prev"
-        model_field = queryset.model._meta.get_field(field)
         db_key, row_id = _position(payload, model_field, connections[queryset.db])
         # Walking forward on a descending order means smaller keys; backwards flips it.
         op = "<" if descending != backwards else ">"
-        table = queryset.model._meta.db_table
         queryset = queryset.filter(
             RawSQL(
-                f'("{table}"."{model_field.column}", "{table}"."id") {op} (%s, %s)',
+                f'("{table}"."{model_field.column}", {id_column}) {op} (%s, %s)',
                 (db_key, row_id),
                 output_field=BooleanField(),
             )
         )
     walk_descending = descending != backwards
-    order = [f"-{field}", "-id"] if walk_descending else [field, "id"]
+    order = [f"-{path}", f"-{id_path}"] if walk_descending else [path, id_path]
     rows = list(queryset.order_by(*order)[: page_size + 1])
     has_more = len(rows) > page_size
     rows = rows[:page_size]
@@ -149,7 +180,11 @@ class KeysetPagination(BasePagination):
             raise ValidationError({"page_size": [_("A whole number is required.")]}) from None
         size = max(1, min(size, MAX_PAGE_SIZE))
         page = keyset_paginate(
-            queryset, ordering=ordering, cursor=request.query_params.get(self.cursor_query_param), page_size=size
+            queryset,
+            ordering=ordering,
+            cursor=request.query_params.get(self.cursor_query_param),
+            page_size=size,
+            paths=getattr(view, "keyset_paths", None),
         )
         self.request = request
         self.page = page

@@ -45,8 +45,8 @@ class StageChangeInline(admin.TabularInline[LeadStageChange, Lead]):
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin[Lead]):
     list_display = ("name", "email", "phone", "company", "stage", "score", "grade", "owner", "source", "created_at")
-    list_filter = ("stage", "source", "grade", "company_size")
-    list_select_related = ("owner",)
+    list_filter = ("stage", "source", "scorecard__grade", "company_size")
+    list_select_related = ("owner", "scorecard")
     search_fields = ("search_text",)
     raw_id_fields = ("owner", "campaign", "created_by")
     readonly_fields = ("score", "grade", "score_updated_at", "created_at", "updated_at")

@@ -54,7 +54,7 @@ def lead_visibility_q(user: User) -> Q | None:
 
 def lead_visible_to(user: User | AnonymousUser) -> QuerySet[Lead]:
     """Every lead ``user`` may see, ready for list pages (owner, team and campaign joined)."""
-    qs = Lead.objects.select_related("owner", "team", "campaign").prefetch_related("tags")
+    qs = Lead.objects.select_related("owner", "team", "campaign", "scorecard").prefetch_related("tags")
     if not user.is_authenticated or not isinstance(user, User):
         return qs.none()
     condition = lead_visibility_q(user)

@@ -200,8 +200,8 @@ def lead_field_names() -> tuple[str, ...]:
     """Lead fields a fit rule may read: the plain columns (no relations, no internals)."""
     from leads.models import Lead
 
-    hidden = {"id", "dirty_since", "search_text", "score", "grade", "score_updated_at", "attributes"}
-    hidden |= {"conversion_probability", "priority"}  # outputs of scoring, not facts about the lead
+    # Score, grade and probability are outputs of scoring (they live in LeadScore), not facts about the lead.
+    hidden = {"id", "dirty_since", "search_text", "attributes"}
     return tuple(f.name for f in Lead._meta.concrete_fields if not f.is_relation and f.name not in hidden)
 
 

@@ -10,8 +10,9 @@ Per batch of ``LEADCRM_RESCORE_BATCH_SIZE`` leads (by id range, merged leads exc
 1. one query for the leads' fields and one grouped query for their interactions (per lead, type, day
    and the property values the rules filter on: the pipeline's ``lead_facts_for_batch`` buckets);
 2. ``CompiledRuleSet`` scores them (the engine's numbers, memoized; no worded breakdown);
-3. apply only: one ``UPDATE … FROM unnest(…)`` writes the leads whose score, grade or stage changes,
-   guarded by what step 1 read. A lead that an event, the pipeline or a person changed meanwhile is
+3. apply only: one ``UPDATE … FROM unnest(…)`` writes the score cards (``LeadScore``, the narrow table
+   apart from the wide lead row) whose score or grade changes, and in the same transaction a second
+   writes the few leads whose stage moves; both guarded by what step 1 read. A lead that an event, the pipeline or a person changed meanwhile is
    not overwritten with a stale score: it is marked dirty and the pipeline, already on the new rules,
    scores it. Score history (rule, kind, points and count per rule that fired) and stage-change rows
    for the written leads go in with two more set-based inserts.
@@ -40,7 +41,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from leads.models import Interaction, Lead, LeadStageChange, Stage
+from leads.models import Interaction, Lead, LeadScore, LeadStageChange, Stage
 from leads.services.pipeline import stage_target
 from scoring import rules
 from scoring.compiled import CompiledRuleSet, Fired
@@ -198,7 +199,8 @@ def _read_batch(compiled: CompiledRuleSet, lo: int, hi: int, today: date, wants_
             with connection.cursor() as cursor:
                 # The grouped read sorts ~100k rows a batch: in memory, not in a temporary file.
                 cursor.execute("SET LOCAL work_mem = '64MB'")
-        columns = ["id", "score", "grade", "stage", "mql_at", "sql_at", "score_updated_at", "last_activity_at"]
+        columns = ["id", "scorecard__score", "scorecard__grade", "stage", "mql_at", "sql_at"]
+        columns += ["scorecard__score_updated_at", "last_activity_at"]
         if wants_attributes:
             columns.append("attributes")
         columns += _field_names(compiled)
@@ -290,28 +292,30 @@ def _write(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[lis
             if row.target == Stage.SQL:
                 row.sql_at = row.sql_at or now
     if connection.vendor == "postgresql":
-        written_ids = _update_postgresql(rows, now)
+        written_ids, moved_ids = _update_postgresql(rows, now)
     else:
-        written_ids = set()
+        written_ids, moved_ids = set(), set()
         for row in rows:
-            updated = Lead.objects.filter(
-                pk=row.pk,
-                dirty_since__isnull=True,
-                score=row.score,
-                grade=row.grade,
-                stage=row.stage,
-                score_updated_at=row.score_updated_at,
-            ).update(
-                score=row.new_score,
-                grade=row.new_grade,
-                stage=row.target or row.stage,
-                mql_at=row.mql_at,
-                sql_at=row.sql_at,
-                score_updated_at=now,
-                updated_at=now,
-            )
-            if updated:
-                written_ids.add(row.pk)
+            with transaction.atomic():
+                updated = LeadScore.objects.filter(
+                    lead_id=row.pk,
+                    lead__dirty_since__isnull=True,
+                    lead__stage=row.stage,
+                    score=row.score,
+                    grade=row.grade,
+                    score_updated_at=row.score_updated_at,
+                ).update(score=row.new_score, grade=row.new_grade, score_updated_at=now)
+                if updated:
+                    written_ids.add(row.pk)
+                moved = (
+                    updated
+                    and row.target is not None
+                    and Lead.objects.filter(pk=row.pk, stage=row.stage).update(
+                        stage=row.target, mql_at=row.mql_at, sql_at=row.sql_at, updated_at=now
+                    )
+                )
+                if moved:
+                    moved_ids.add(row.pk)
     written = [row for row in rows if row.pk in written_ids]
     stale = [row.pk for row in rows if row.pk not in written_ids]
     history = [row for row in written if (row.new_score, row.new_grade) != (row.score, row.grade)]
@@ -343,7 +347,7 @@ def _write(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[lis
                 reason=f"score {row.new_score} ≥ {thresholds.sql if row.target == Stage.SQL else thresholds.mql}",
             )
             for row in written
-            if row.target is not None
+            if row.target is not None and row.pk in moved_ids
         ],
         batch_size=2000,
     )
@@ -374,34 +378,56 @@ def _history_postgresql(rows: list[_Row], ruleset: rules.RuleSet, now: datetime)
         )
 
 
-def _update_postgresql(rows: list[_Row], now: datetime) -> set[int]:
-    table = connection.ops.quote_name(Lead._meta.db_table)
-    with connection.cursor() as cursor:
+def _update_postgresql(rows: list[_Row], now: datetime) -> tuple[set[int], set[int]]:
+    """Write the rows' score cards where they are as read and the lead is not dirty; move the few stages.
+
+    Only the narrow score table is written for a score or grade change (the point of LeadScore); the
+    lead row itself is written only for a stage move, with its stage as the batch read it as the guard.
+    """
+    leads_table = connection.ops.quote_name(Lead._meta.db_table)
+    # One transaction for both statements: the stage is written for exactly the cards written.
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS l SET score = v.score, grade = v.grade, stage = v.stage, mql_at = v.mql_at,"
-            " sql_at = v.sql_at, score_updated_at = %s, updated_at = %s"
-            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[],"
-            " %s::int[], %s::text[], %s::text[], %s::timestamptz[])"
-            " AS v(id, score, grade, stage, mql_at, sql_at, old_score, old_grade, old_stage, read_at)"
-            " WHERE l.id = v.id AND l.dirty_since IS NULL AND l.score = v.old_score AND l.grade = v.old_grade"
-            " AND l.stage = v.old_stage AND l.score_updated_at IS NOT DISTINCT FROM v.read_at"
-            " RETURNING l.id",
+            f"UPDATE {connection.ops.quote_name(LeadScore._meta.db_table)} AS s SET score = v.score,"
+            " grade = v.grade, score_updated_at = %s"
+            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[],"
+            " %s::text[]) AS v(id, score, grade, old_score, old_grade, read_at, old_stage)"
+            " WHERE s.lead_id = v.id AND s.score = v.old_score AND s.grade = v.old_grade"
+            " AND s.score_updated_at IS NOT DISTINCT FROM v.read_at"
+            f" AND NOT EXISTS (SELECT 1 FROM {leads_table} AS l"
+            " WHERE l.id = v.id AND (l.dirty_since IS NOT NULL OR l.stage <> v.old_stage))"
+            " RETURNING s.lead_id",
             [
-                now,
                 now,
                 [r.pk for r in rows],
                 [r.new_score for r in rows],
                 [r.new_grade for r in rows],
-                [r.target or r.stage for r in rows],
-                [r.mql_at for r in rows],
-                [r.sql_at for r in rows],
                 [r.score for r in rows],
                 [r.grade for r in rows],
-                [r.stage for r in rows],
                 [r.score_updated_at for r in rows],
+                [r.stage for r in rows],
             ],
         )
-        return {row[0] for row in cursor.fetchall()}
+        written = {row[0] for row in cursor.fetchall()}
+        moving = [row for row in rows if row.target is not None and row.pk in written]
+        if not moving:
+            return written, set()
+        # Someone who moved the lead since the check above wins: the stage is written only where it is as read.
+        cursor.execute(
+            f"UPDATE {leads_table} AS l SET stage = v.stage, mql_at = v.mql_at, sql_at = v.sql_at, updated_at = %s"
+            " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[])"
+            " AS v(id, stage, mql_at, sql_at, old_stage) WHERE l.id = v.id AND l.stage = v.old_stage"
+            " RETURNING l.id",
+            [
+                now,
+                [r.pk for r in moving],
+                [r.target for r in moving],
+                [r.mql_at for r in moving],
+                [r.sql_at for r in moving],
+                [r.stage for r in moving],
+            ],
+        )
+        return written, {row[0] for row in cursor.fetchall()}
 
 
 # --- Jobs ----------------------------------------------------------------------------------------

@@ -128,7 +128,9 @@ def lead_facts_for_batch(
         .annotate(
             n=Count("id"),
             new=Count(
-                "id", filter=Q(lead__score_updated_at__isnull=True) | Q(created_at__gt=F("lead__score_updated_at"))
+                "id",
+                filter=Q(lead__scorecard__score_updated_at__isnull=True)
+                | Q(created_at__gt=F("lead__scorecard__score_updated_at")),
             ),
         )
         .order_by()

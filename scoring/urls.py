@@ -1,4 +1,4 @@
-"""Scoring pages: rule set versions, the rule editor, preview and apply."""
+"""Scoring pages: rule set versions, the rule editor, preview and apply; the predictive model."""
 
 from django.urls import path
 
@@ -23,4 +23,6 @@ urlpatterns = [
         "scoring/<int:rule_set_id>/apply/", views.rule_set_rescore, {"mode": RescoreMode.APPLY}, name="rule_set_apply"
     ),
     path("scoring/jobs/<int:job_id>/", views.rescore_job_detail, name="job"),
+    path("scoring/model/", views.predictive_model_detail, name="model"),
+    path("scoring/model/train/", views.predictive_model_train, name="model_train"),
 ]

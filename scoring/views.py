@@ -1,8 +1,9 @@
-"""Scoring pages: rule set versions, the rule editor for a draft, preview and apply with live progress.
+"""Scoring pages: rule set versions, the rule editor for a draft, preview and apply with live progress;
+the predictive model's quality, factors and trainings.
 
-The pages call the same services as ``/api/v1/scoring/rule-sets/``: a draft is edited, previewed (a
-``RescoreJob`` that writes nothing) and applied (the version becomes active and every lead is rescored
-in the background). Applied versions are shown read-only.
+The pages call the same services as ``/api/v1/scoring/rule-sets/`` and ``/api/v1/scoring/model/``: a
+draft is edited, previewed (a ``RescoreJob`` that writes nothing) and applied (the version becomes active
+and every lead is rescored in the background). Applied versions are shown read-only.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from leads.selectors import event_type_labels_for
 from scoring import rescore, rules, services
 from scoring.models import (
     Operator,
+    PredictiveStatus,
     RescoreJob,
     RescoreMode,
     RescoreStatus,
@@ -33,10 +37,15 @@ from scoring.models import (
     ScoringRuleSet,
     lead_field_names,
 )
+from scoring.predictive import policy, words
+from scoring.predictive import selectors as predictive_selectors
+from scoring.predictive import services as predictive_services
 from scoring.selectors import rule_set_applied
 
 VIEW = "scoring.view_scoringruleset"
 CHANGE = "scoring.change_scoringruleset"
+VIEW_MODEL = "scoring.view_predictivemodel"
+TRAIN_MODEL = "scoring.train_predictivemodel"
 
 
 def _describe(rule: ScoringRule) -> str:
@@ -301,3 +310,59 @@ def rescore_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
             "status_labels": json.dumps({key: str(label) for key, label in RescoreStatus.choices}),
         },
     )
+
+
+@login_required
+@permission_required(VIEW_MODEL, raise_exception=True)
+def predictive_model_detail(request: HttpRequest) -> HttpResponse:
+    """The active model (quality, data, top factors in words), the trainings, and "Train now"."""
+    event_labels = event_type_labels_for(request)
+    active = predictive_selectors.predictive_model_active()
+    converted, lost = predictive_selectors.outcome_counts()
+    leads = predictive_selectors.lead_count() if active else 0
+    scored = min(active.leads_scored, leads) if active else 0
+    history = predictive_selectors.predictive_model_history()
+    return render(
+        request,
+        "scoring/predictive_model.html",
+        {
+            "active": active,
+            "factors": words.top_factors(active, event_labels=event_labels) if active else [],
+            "in_progress": predictive_selectors.predictive_training_in_progress(
+                since=timezone.now() - predictive_services.STALE_TRAINING
+            ),
+            "history": [(row, words.run_message(row)) for row in history],
+            "converted": converted,
+            "lost": lost,
+            "refusal": policy.refusal(positives=converted, negatives=lost),
+            "leads": leads,
+            "scored": scored,
+            "scored_percent": round(100 * scored / leads, 1) if leads else 0,
+            "can_train": request.user.has_perm(TRAIN_MODEL),
+            "busy_statuses": (PredictiveStatus.PENDING, PredictiveStatus.RUNNING),
+        },
+    )
+
+
+@login_required
+@permission_required(TRAIN_MODEL, raise_exception=True)
+@require_POST
+def predictive_model_train(request: HttpRequest) -> HttpResponse:
+    """Queue a training through the service (the same as ``POST /api/v1/scoring/model/train/``)."""
+    try:
+        row = predictive_services.predictive_training_request(requested_by=request.user)
+    except policy.NotEnoughData as exc:
+        messages.error(request, str(exc))
+        return redirect("scoring:model")
+    if row.requested_by_id == request.user.pk and row.started_at is None:
+        messages.success(
+            request,
+            _("Training v%(version)s is queued; this page shows its outcome when it finishes.")
+            % {"version": row.version},
+        )
+    else:
+        messages.info(
+            request,
+            _("Training v%(version)s is already in progress; it was not started twice.") % {"version": row.version},
+        )
+    return redirect("scoring:model")

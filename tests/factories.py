@@ -7,7 +7,7 @@ from typing import Any
 import factory
 from django.utils import timezone
 
-from leads.models import Campaign, Interaction, Lead, SourceChannel
+from leads.models import SCORE_FIELDS, Campaign, Interaction, Lead, LeadScore, SourceChannel
 from users.models import Role, Team, User
 from users.services import user_create
 
@@ -49,6 +49,15 @@ class LeadFactory(factory.django.DjangoModelFactory[Lead]):
     source = SourceChannel.WEB_FORM
     created_at = factory.LazyFunction(timezone.now)
     last_activity_at = factory.LazyAttribute(lambda o: o.created_at)
+
+    @classmethod
+    def _create(cls, model_class: type[Lead], *args: Any, **kwargs: Any) -> Lead:
+        # score=, grade=, conversion_probability= … go to the score card the database made with the lead.
+        card = {name: kwargs.pop(name) for name in SCORE_FIELDS if name in kwargs}
+        lead: Lead = super()._create(model_class, *args, **kwargs)
+        if card:
+            LeadScore.objects.filter(lead=lead).update(**card)
+        return lead
 
 
 class InteractionFactory(factory.django.DjangoModelFactory[Interaction]):

@@ -40,7 +40,6 @@ from assignment.api.serializers import (
 from assignment.models import AssignmentRule, Notification, RepProfile, Trigger
 from leads import selectors as lead_selectors
 from leads.api.activity import HasRolePermission, visible_lead_or_404
-from leads.models import Lead
 from users.models import Role, User
 
 LEAD_ID = OpenApiParameter("lead_id", OpenApiTypes.INT, OpenApiParameter.PATH)
@@ -130,7 +129,7 @@ class RuleViewSet(viewsets.ModelViewSet[AssignmentRule]):
         if "lead" in sample:
             lead = visible_lead_or_404(request, sample["lead"])
         else:
-            lead = Lead(**sample["fields"], attributes=sample.get("attributes", {}))
+            lead = services.sample_lead(sample["fields"], sample.get("attributes", {}))
         decision = services.rule_test(lead=lead, rules=rules, trigger=sample["trigger"])
         return Response(TestResultSerializer(decision_data(decision)).data)
 

@@ -18,12 +18,12 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
 from leads.api.serializers import LeadSerializer, UserBriefSerializer
-from leads.models import Lead
+from leads.models import SCORE_PATHS, Lead
 
 Row = dict[str, Any]
 # Columns of the owner read with the row: what ``UserBriefSerializer`` (and ``User.__str__``) need.
@@ -88,7 +88,9 @@ def lead_list_values(queryset: QuerySet[Lead]) -> QuerySet[Lead, Row]:
     """``queryset`` narrowed to the columns the list renders (owner columns joined, no tag prefetch)."""
     columns = dict.fromkeys(column for _, column, kind in _plan() if kind not in ("owner", "tags"))
     columns.update(dict.fromkeys(("id", "owner_id")))
-    return queryset.select_related(None).prefetch_related(None).values(*columns, *OWNER_COLUMNS)
+    card = {name: F(SCORE_PATHS[name]) for name in columns if name in SCORE_PATHS}
+    plain = [name for name in columns if name not in card]
+    return queryset.select_related(None).prefetch_related(None).values(*plain, *OWNER_COLUMNS, **card)
 
 
 def _tag_names(lead_ids: Iterable[int]) -> dict[int, list[str]]:

@@ -51,6 +51,10 @@ class LeadSerializer(PrebuiltFieldsMixin, serializers.ModelSerializer[Lead]):
     interests = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
     attributes = serializers.DictField(required=False, help_text="Custom attributes: a flat JSON object.")
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+    # The score card's values (leads.LeadScore), read through the lead's properties.
+    score = serializers.IntegerField(read_only=True)
+    grade = serializers.CharField(read_only=True)
+    score_updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
     conversion_probability = serializers.FloatField(
         read_only=True, allow_null=True, help_text="P(convert) from the active predictive model; null until scored."
     )

@@ -18,7 +18,7 @@ from leads import selectors, services
 from leads.api.listing import lead_list_representation, lead_list_values
 from leads.api.serializers import LeadSerializer, LeadStageChangeSerializer
 from leads.filters import LeadApiFilter
-from leads.models import Lead
+from leads.models import SCORE_PATHS, Lead
 from users.models import User
 
 
@@ -57,6 +57,7 @@ class LeadViewSet(viewsets.ModelViewSet[Lead]):
     filterset_class = LeadApiFilter
     permission_classes = [permissions.IsAuthenticated, LeadModelPermissions]
     keyset_orderings = ("score", "priority", "created_at", "last_activity_at")
+    keyset_paths = SCORE_PATHS
     keyset_default_ordering = "-created_at"
     queryset = Lead.objects.none()  # for schema generation; get_queryset decides
 

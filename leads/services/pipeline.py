@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from leads.models import Lead, LeadStageChange, PipelineRun, Stage
+from leads.models import Lead, LeadScore, LeadStageChange, PipelineRun, Stage
 from scoring import services as scoring
 from scoring.predictive import services as predictive
 
@@ -327,9 +327,14 @@ def _process(candidates: list[Lead], run: PipelineRun) -> None:
     failed = set(read) - set(results)
     hooks = pipeline_hooks()
     with transaction.atomic():
-        locked = Lead.objects.filter(pk__in=list(results), dirty_since__isnull=False).order_by("pk")
+        locked = (
+            Lead.objects.filter(pk__in=list(results), dirty_since__isnull=False)
+            .select_related("scorecard")
+            .order_by("pk")
+        )
         if connection.features.has_select_for_update_skip_locked:
-            locked = locked.select_for_update(no_key=connection.vendor == "postgresql", skip_locked=True)
+            # The lead row only: its score card is on the nullable side of the join.
+            locked = locked.select_for_update(no_key=connection.vendor == "postgresql", skip_locked=True, of=("self",))
         leads = list(locked)
         counts = scoring.interaction_counts(lead_ids=[lead.pk for lead in leads])
         # Unchanged since the facts were read: same dirty flag, same number of interactions.
@@ -347,7 +352,8 @@ def _process(candidates: list[Lead], run: PipelineRun) -> None:
             previous_score, previous_stage = lead.score, lead.stage
             if (result.score, result.grade) != (lead.score, lead.grade):
                 history.append((lead.pk, result))
-            lead.score, lead.grade, lead.score_updated_at, lead.updated_at = result.score, result.grade, now, now
+            card = lead.scorecard
+            card.score, card.grade, card.score_updated_at, lead.updated_at = result.score, result.grade, now, now
             target = _target_stage(lead, result.score, thresholds)
             if target is not None:
                 lead.stage = target
@@ -413,7 +419,7 @@ def _process(candidates: list[Lead], run: PipelineRun) -> None:
 
 
 def _write_scores(leads: list[Lead], now: datetime) -> None:
-    """Write score, grade, stage stamps and clear the dirty flag of ``leads`` in one UPDATE.
+    """Write score and grade (the score card), stage stamps, and clear the dirty flag of ``leads``.
 
     PostgreSQL gets the values as arrays (``UPDATE … FROM unnest(…)``): Django's bulk_update builds
     a CASE per field and row, which costs more to compile than to run for a 500-lead batch.
@@ -421,22 +427,28 @@ def _write_scores(leads: list[Lead], now: datetime) -> None:
     if connection.vendor != "postgresql":
         for lead in leads:
             lead.dirty_since = None
-        fields = ["score", "grade", "score_updated_at", "updated_at", "stage", "mql_at", "sql_at", "dirty_since"]
+        LeadScore.objects.bulk_update(
+            [lead.scorecard for lead in leads], ["score", "grade", "score_updated_at"], batch_size=500
+        )
+        fields = ["updated_at", "stage", "mql_at", "sql_at", "dirty_since"]
         Lead.objects.bulk_update(leads, fields, batch_size=500)
         return
-    table = connection.ops.quote_name(Lead._meta.db_table)
+    ids = [lead.pk for lead in leads]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS l SET score = v.score, grade = v.grade, stage = v.stage, mql_at = v.mql_at,"
-            " sql_at = v.sql_at, score_updated_at = %s, updated_at = %s, dirty_since = NULL"
-            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])"
-            " AS v(id, score, grade, stage, mql_at, sql_at) WHERE l.id = v.id",
+            f"UPDATE {connection.ops.quote_name(LeadScore._meta.db_table)} AS s SET score = v.score,"
+            " grade = v.grade, score_updated_at = %s"
+            " FROM unnest(%s::bigint[], %s::int[], %s::text[]) AS v(id, score, grade) WHERE s.lead_id = v.id",
+            [now, ids, [lead.scorecard.score for lead in leads], [lead.scorecard.grade for lead in leads]],
+        )
+        cursor.execute(
+            f"UPDATE {connection.ops.quote_name(Lead._meta.db_table)} AS l SET stage = v.stage, mql_at = v.mql_at,"
+            " sql_at = v.sql_at, updated_at = %s, dirty_since = NULL"
+            " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[])"
+            " AS v(id, stage, mql_at, sql_at) WHERE l.id = v.id",
             [
                 now,
-                now,
-                [lead.pk for lead in leads],
-                [lead.score for lead in leads],
-                [lead.grade for lead in leads],
+                ids,
                 [lead.stage for lead in leads],
                 [lead.mql_at for lead in leads],
                 [lead.sql_at for lead in leads],

@@ -170,7 +170,7 @@ def render_lead_detail(
             "now": timezone.now(),
             "task_form": task_form,
             "task_form_open": task_form is not None and task_form.is_bound,
-            **_score_context(lead),
+            **_score_context(lead, labels),
         },
         status=status,
     )
@@ -179,11 +179,11 @@ def render_lead_detail(
 SCORE_CHART_WIDTH, SCORE_CHART_HEIGHT = 240, 60
 
 
-def _score_context(lead: Lead) -> dict[str, Any]:
+def _score_context(lead: Lead, labels: selectors.EventTypeLabels) -> dict[str, Any]:
     """The breakdown of the stored score (its latest history row), a small chart of recent changes, and the
     predicted conversion probability with the facts behind it (None without an active model)."""
     history = scoring_selectors.lead_score_history(lead=lead)
-    prediction = predictive_selectors.lead_prediction(lead=lead)
+    prediction = predictive_selectors.lead_prediction(lead=lead, event_labels=labels)
     if not history:
         return {"score_breakdown": [], "score_chart": None, "prediction": prediction}
     oldest_first = list(reversed(history))

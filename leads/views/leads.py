@@ -18,7 +18,7 @@ from common.pagination import keyset_paginate
 from leads import selectors, services
 from leads.filters import LeadFilter
 from leads.forms import LeadForm, StageChangeForm
-from leads.models import Lead
+from leads.models import SCORE_PATHS, Lead
 from users.models import User
 
 LIST_ORDERINGS = (
@@ -61,9 +61,11 @@ def lead_list(request: HttpRequest) -> HttpResponse:
         ordering = "-created_at"
     queryset = lead_filter.qs if lead_filter.is_bound and lead_filter.is_valid() else visible
     try:
-        page = keyset_paginate(queryset, ordering=ordering, cursor=request.GET.get("cursor"), page_size=PAGE_SIZE)
+        page = keyset_paginate(
+            queryset, ordering=ordering, cursor=request.GET.get("cursor"), page_size=PAGE_SIZE, paths=SCORE_PATHS
+        )
     except ApiValidationError:
-        page = keyset_paginate(queryset, ordering=ordering, cursor=None, page_size=PAGE_SIZE)
+        page = keyset_paginate(queryset, ordering=ordering, cursor=None, page_size=PAGE_SIZE, paths=SCORE_PATHS)
     params = request.GET.copy()
     params.pop("cursor", None)
     for field in lead_filter.form.fields.values():

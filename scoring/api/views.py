@@ -33,7 +33,10 @@ class FactorSerializer(serializers.Serializer[Any]):
     feature = serializers.CharField(help_text='The feature key, e.g. "attr:plan" or "events:demo_request".')
     label = serializers.CharField(help_text="What it is, in words.")  # type: ignore[assignment]  # the API word, not Field.label
     weight = serializers.FloatField(help_text="Log-odds this fact adds (negative: takes away) for this lead.")
-    value = serializers.CharField(required=False, help_text="The lead's value.")
+    value = serializers.CharField(required=False, help_text="The lead's value, as the model saw it.")
+    value_label = serializers.CharField(
+        required=False, help_text='The value in words, in the request\'s language (e.g. "yes" for a 1 of a "has …").'
+    )
 
 
 class PredictionSerializer(serializers.Serializer[Any]):

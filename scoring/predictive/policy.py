@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from django.utils.translation import gettext as _
 
 MIN_LABELLED = 200
 MIN_PER_OUTCOME = 20
@@ -22,12 +23,17 @@ class IncompatibleModel(Exception):
 
 
 def refusal(*, positives: int, negatives: int) -> str | None:
-    """Why training is refused for these outcome counts, or None when it may go ahead."""
+    """Why training is refused for these outcome counts (in the active language), or None when it may go ahead."""
     if positives + negatives < MIN_LABELLED or min(positives, negatives) < MIN_PER_OUTCOME:
-        return (
-            f"Not enough leads with a known outcome to train: {positives} converted and {negatives} lost or "
-            f"disqualified; at least {MIN_LABELLED} in all and {MIN_PER_OUTCOME} of each are needed."
-        )
+        return _(
+            "Not enough leads with a known outcome to train: %(positives)s converted and %(negatives)s lost or "
+            "disqualified; at least %(min_labelled)s in all and %(min_per_outcome)s of each are needed."
+        ) % {
+            "positives": positives,
+            "negatives": negatives,
+            "min_labelled": MIN_LABELLED,
+            "min_per_outcome": MIN_PER_OUTCOME,
+        }
     return None
 
 

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Case, Count, DateTimeField, ExpressionWrapper, F, Q, QuerySet, Value, When
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from leads.models import Interaction, Lead, Stage
-from scoring.models import PredictiveModel
+from leads.selectors import EventTypeLabels
+from scoring.models import PredictiveModel, PredictiveStatus
+from scoring.predictive import words
 from scoring.predictive.features import RECORD_FIELDS, LeadRecord
 from scoring.predictive.policy import IncompatibleModel
 
@@ -136,31 +137,41 @@ class LeadPrediction:
     factors: list[dict[str, Any]]
 
 
-def lead_prediction(*, lead: Lead) -> LeadPrediction | None:
-    """The lead's stored probability and the facts that move it most under the active model; None without one."""
+def lead_prediction(*, lead: Lead, event_labels: EventTypeLabels | None = None) -> LeadPrediction | None:
+    """The lead's stored probability and the facts that move it most under the active model; None without one.
+
+    Each factor carries its label and value in the active language (``label``, ``value_label``); ``value``
+    stays as the model saw it. Pass the request's ``event_labels`` to name event types without a query of
+    their own.
+    """
     loaded = fitted_model_active()
     if loaded is None:
         return None
     row, model = loaded
     record = lead_records(rows=[lead_row(lead)], now=timezone.now())[0]
-    factors = [{**factor.as_json(), "label": factor_label(factor.feature)} for factor in model.explain(record)]
+    labels = event_labels if event_labels is not None else EventTypeLabels()
+    factors = [
+        {
+            **factor.as_json(),
+            "label": words.factor_label(factor.feature, event_labels=labels),
+            "value_label": words.factor_value(factor.feature, factor.value),
+        }
+        for factor in model.explain(record)
+    ]
     return LeadPrediction(lead.conversion_probability, row.version, row.auc, factors)
 
 
-def factor_label(key: str) -> str:
-    """A feature key (``attr:plan``, ``recent:demo_request``…) in words, in the active language."""
-    prefix, _sep, name = key.partition(":")
-    if prefix == "field":
-        field = Lead._meta.get_field(name.removesuffix("_id"))
-        return str(getattr(field, "verbose_name", name))
-    if prefix == "derived":
-        return str({"email_domain": _("e-mail domain type"), "seniority": _("title seniority")}.get(name, name))
-    labels = {
-        "title": _("job title has “%(name)s”"),
-        "has": _("has %(name)s"),
-        "interest": _("interest “%(name)s”"),
-        "attr": _("attribute “%(name)s”"),
-        "events": _("%(name)s events"),
-        "recent": _("%(name)s events (last 30 days)"),
-    }
-    return labels[prefix] % {"name": name} if prefix in labels else key
+def predictive_training_in_progress(*, since: datetime) -> PredictiveModel | None:
+    """The training waiting or running that was requested after ``since`` (an older one died with its worker)."""
+    busy = [PredictiveStatus.PENDING, PredictiveStatus.RUNNING]
+    return (
+        PredictiveModel.objects.filter(status__in=busy, created_at__gte=since)
+        .defer("artifact")
+        .order_by("-version")
+        .first()
+    )
+
+
+def lead_count() -> int:
+    """All leads, as a model's scoring pass walks them (merged pointers included), in one query."""
+    return Lead.objects.count()

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone, translation
 
-from leads.models import Lead
+from leads.models import Lead, LeadScore
 from scoring.models import PredictiveModel, PredictiveStatus
 from scoring.predictive import policy, selectors
 from scoring.predictive.features import LeadRecord
@@ -86,7 +86,10 @@ def predictive_model_train(*, model_id: int) -> PredictiveModel:
     if not claimed:
         return row
     try:
-        _train_into(row)
+        # Stored messages are in English whoever asked (an eager task runs in the requester's language);
+        # the page translates them from the row's figures (``scoring.predictive.words.run_message``).
+        with translation.override(None):
+            _train_into(row)
     except NotEnoughData as exc:
         row.status, row.message = PredictiveStatus.REFUSED, str(exc)
     except Exception as exc:
@@ -167,19 +170,19 @@ def lead_probabilities_update(*, rows: Sequence[Mapping[str, Any]] | None = None
 
 def _write_probabilities(ids: list[int], probabilities: list[float]) -> None:
     if connection.vendor != "postgresql":
-        Lead.objects.bulk_update(
-            [Lead(pk=pk, conversion_probability=p) for pk, p in zip(ids, probabilities, strict=True)],
+        LeadScore.objects.bulk_update(
+            [LeadScore(lead_id=pk, conversion_probability=p) for pk, p in zip(ids, probabilities, strict=True)],
             ["conversion_probability"],
             batch_size=500,
         )
         return
-    table = connection.ops.quote_name(Lead._meta.db_table)
+    table = connection.ops.quote_name(LeadScore._meta.db_table)
     with connection.cursor() as cursor:
         # Only rows whose value moves are rewritten: an unchanged row costs no new version nor index entries.
         cursor.execute(
-            f"UPDATE {table} AS l SET conversion_probability = v.p"
+            f"UPDATE {table} AS s SET conversion_probability = v.p"
             " FROM unnest(%s::bigint[], %s::double precision[]) AS v(id, p)"
-            " WHERE l.id = v.id AND l.conversion_probability IS DISTINCT FROM v.p",
+            " WHERE s.lead_id = v.id AND s.conversion_probability IS DISTINCT FROM v.p",
             [ids, probabilities],
         )
 

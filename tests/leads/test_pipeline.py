@@ -230,7 +230,7 @@ def test_process_until_done_drains_in_batches() -> None:
     assert totals["leads"] == 7
     assert totals["more"] is False
     assert not Lead.objects.filter(dirty_since__isnull=False).exists()
-    assert set(Lead.objects.values_list("score", flat=True)) == {5}
+    assert set(Lead.objects.values_list("scorecard__score", flat=True)) == {5}
     assert Interaction.objects.count() == 7
 
 

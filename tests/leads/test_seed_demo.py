@@ -79,7 +79,7 @@ def test_every_lead_has_a_timeline_ending_at_its_last_activity(seeded: str) -> N
 
 
 def test_grades_follow_scores(seeded: str) -> None:
-    for score, grade in Lead.objects.values_list("score", "grade"):
+    for score, grade in Lead.objects.values_list("scorecard__score", "scorecard__grade"):
         assert 0 <= score <= 100
         assert grade == ("hot" if score >= 80 else "warm" if score >= 50 else "cold")
 
@@ -99,10 +99,10 @@ def test_if_empty_does_nothing_when_leads_exist(seeded: str) -> None:
 
 
 def test_same_seed_same_leads(seeded: str) -> None:
-    first = list(Lead.objects.order_by("id").values_list("name", "email", "phone", "stage", "score"))
+    first = list(Lead.objects.order_by("id").values_list("name", "email", "phone", "stage", "scorecard__score"))
     Lead.objects.all().delete()
     Campaign.objects.all().delete()
 
     seed()
 
-    assert list(Lead.objects.order_by("id").values_list("name", "email", "phone", "stage", "score")) == first
+    assert list(Lead.objects.order_by("id").values_list("name", "email", "phone", "stage", "scorecard__score")) == first

@@ -123,7 +123,9 @@ def test_redis_stopped_while_events_are_posted_then_every_lead_processed_once(
     assert status["events_last_minute"] == 40
     assert isinstance(status["queue_depth"], int)
     _assert_scores_equal_a_clean_recompute(leads)
-    assert set(Lead.objects.filter(pk__in=[lead.pk for lead in leads]).values_list("score", flat=True)) == {40}
+    assert set(Lead.objects.filter(pk__in=[lead.pk for lead in leads]).values_list("scorecard__score", flat=True)) == {
+        40
+    }
 
 
 def _claimed_by_a_worker(ids: list[int]) -> bool:

@@ -43,4 +43,4 @@ def test_a_real_worker_imports_a_gb18030_list_dedupes_and_scores_it(
     assert existing.company == "新公司"
     # scoring ran set-based after the import: no lead is left dirty
     assert wait_until(lambda: not Lead.objects.filter(dirty_since__isnull=False).exists(), timeout=120)
-    assert not Lead.objects.filter(import_job=job, score_updated_at__isnull=True).exists()
+    assert not Lead.objects.filter(import_job=job, scorecard__score_updated_at__isnull=True).exists()

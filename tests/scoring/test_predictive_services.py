@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from leads import services as lead_services
-from leads.models import Interaction, Lead, Stage
+from leads.models import Interaction, Lead, LeadScore, Stage
 from scoring.models import PredictiveModel, PredictiveStatus
 from scoring.predictive import policy, services
 from tests.conftest import Org
@@ -78,7 +78,7 @@ def test_a_trained_model_becomes_active_and_every_lead_gets_a_probability(django
     assert not any(f["key"].endswith("onboarding_call") for f in row.features)  # post-outcome events are cut off
     assert row.leads_scored == 900
     assert row.scored_at is not None
-    assert not Lead.objects.filter(conversion_probability__isnull=True).exists()
+    assert not Lead.objects.filter(scorecard__conversion_probability__isnull=True).exists()
     enterprise = Lead.objects.filter(attributes__plan="enterprise", stage=Stage.NEW)
     free = Lead.objects.filter(attributes__plan="free", stage=Stage.NEW)
     mean = lambda qs: sum(lead.conversion_probability for lead in qs) / len(qs)  # noqa: E731
@@ -251,7 +251,7 @@ def test_ordering_by_priority_pages_through_every_lead_once_in_order(
 ) -> None:
     seed(300)
     train(django_capture_on_commit_callbacks)
-    Lead.objects.filter(pk__in=Lead.objects.order_by("pk").values("pk")[:40]).update(score=60)
+    LeadScore.objects.filter(lead__in=Lead.objects.order_by("pk").values("pk")[:40]).update(score=60)
     client = client_for(org.admin)
 
     seen: list[dict] = []
@@ -280,7 +280,7 @@ def test_the_list_page_sorts_by_priority_and_shows_how_likely(
     page = client.get("/leads/?ordering=-priority").content.decode()
 
     assert "Highest priority (score and likelihood)" in page
-    expected = list(Lead.objects.order_by("-priority", "-id").values_list("pk", flat=True)[:50])
+    expected = list(Lead.objects.order_by("-scorecard__priority", "-id").values_list("pk", flat=True)[:50])
     positions = [page.index(f'id="lead-{pk}"') for pk in expected]
     assert positions == sorted(positions)
     top = Lead.objects.get(pk=expected[0])

@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from leads.models import Lead, LeadStageChange, Stage
+from leads.models import Lead, LeadScore, LeadStageChange, Stage
 from scoring import rescore
 from scoring import rules as r
 from scoring import services as scoring
@@ -83,7 +83,7 @@ def run(rule_set: ScoringRuleSet, mode: str) -> RescoreJob:
 def snapshot() -> dict[int, tuple[int, str, str]]:
     return {
         pk: (score, grade, stage)
-        for pk, score, grade, stage in Lead.objects.values_list("pk", "score", "grade", "stage")
+        for pk, score, grade, stage in Lead.objects.values_list("pk", "scorecard__score", "scorecard__grade", "stage")
     }
 
 
@@ -155,7 +155,7 @@ def test_a_lead_changed_while_the_batch_computed_is_left_to_the_pipeline(leads: 
     batch = [row for row in rescore._score_batch(compiled, 0, 10**9, now, True) if row.changes]
     victim = batch[0]
     # Meanwhile the pipeline wrote a fresher score for the victim.
-    Lead.objects.filter(pk=victim.pk).update(score=victim.score + 1, score_updated_at=now)
+    LeadScore.objects.filter(lead_id=victim.pk).update(score=victim.score + 1, score_updated_at=now)
 
     written, stale = rescore._write(batch, ruleset, now)
 

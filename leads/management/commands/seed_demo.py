@@ -23,7 +23,17 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from leads.models import Campaign, CompanySize, Interaction, Lead, LeadStageChange, SourceChannel, Stage, Tag
+from leads.models import (
+    Campaign,
+    CompanySize,
+    Interaction,
+    Lead,
+    LeadScore,
+    LeadStageChange,
+    SourceChannel,
+    Stage,
+    Tag,
+)
 from leads.services import STAGE_TIMESTAMPS
 from users.models import Role, Team, User
 from users.services import team_get_or_create, user_create
@@ -360,6 +370,7 @@ class LeadPlan:
     """A lead before it has an id, with the rows that will point at it."""
 
     lead: Lead
+    card: LeadScore  # written after the lead: the database makes a default card with each lead
     tag_ids: list[int]
     stage_changes: list[LeadStageChange] = field(default_factory=list)
     interactions: list[Interaction] = field(default_factory=list)
@@ -494,15 +505,14 @@ class DemoBuilder:
             lost_reason=lost_reason,
             owner=owner,
             team=team,
-            score=score,
-            grade="hot" if score >= 80 else ("warm" if score >= 50 else "cold"),
             do_not_contact=lost_reason in DO_NOT_CONTACT_REASONS or rng.random() < 0.01,
             created_at=created_at,
             created_by=self.marketing if source == SourceChannel.IMPORT else None,
             **utm,
         )
         tag_ids = [t.pk for t in rng.sample(self.tags, weighted(rng, ((0, 45), (1, 35), (2, 15), (3, 5))))]
-        result = LeadPlan(lead=lead, tag_ids=tag_ids)
+        card = LeadScore(score=score, grade="hot" if score >= 80 else ("warm" if score >= 50 else "cold"))
+        result = LeadPlan(lead=lead, card=card, tag_ids=tag_ids)
         self._history(result, path, chinese=plan.chinese)
         return result
 
@@ -598,7 +608,7 @@ class DemoBuilder:
                 Interaction(type=kind, occurred_at=when, properties=properties, created_by=by, created_at=when)
             )
         lead.last_activity_at = max(when for when, *_ in events)
-        lead.score_updated_at = lead.last_activity_at
+        plan.card.score_updated_at = lead.last_activity_at
 
     def _origin(self, lead: Lead, *, chinese: bool) -> tuple[str, dict[str, Any], User | None]:
         source = lead.source
@@ -773,6 +783,11 @@ class Command(BaseCommand):
         plans = [builder.lead() for _ in range(count)]
         # One INSERT per batch; the ids come back (RETURNING) and key the dependent rows.
         Lead.objects.bulk_create([p.lead for p in plans], batch_size=BATCH_SIZE)
+        for p in plans:
+            p.card.lead_id = p.lead.pk
+        LeadScore.objects.bulk_update(
+            [p.card for p in plans], ["score", "grade", "score_updated_at"], batch_size=BATCH_SIZE
+        )
         through = Lead.tags.through
         tag_rows, changes, interactions = [], [], []
         for p in plans:
