@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import migrations
@@ -62,3 +63,30 @@ def use_fast_timestamptz_loader(*, sender: Any, connection: Any, **kwargs: Any) 
     if getattr(pg.info, "timezone", None) is not datetime.UTC:
         return  # psycopg would return another tzinfo: keep Django's loader
     pg.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+
+
+def pg_array(values: Sequence[Any]) -> str:
+    """``values`` as one PostgreSQL array literal (text), for ``%s::bigint[]``, ``%s::text[]`` and the like.
+
+    psycopg adapts a Python list element by element in Python, about 4 µs an element whatever the
+    cursor: a 100,000-row ``UPDATE … FROM unnest(…)`` of seven columns spent ~3 s of the GIL just
+    quoting its parameters, more than PostgreSQL spent running it. Joining the literal here is done
+    by C string methods (~0.1 µs an element). Elements: int, float, str, None, aware datetime, bool.
+    """
+    if not values:
+        return "{}"
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, bool):
+        return "{" + ",".join("NULL" if v is None else ("t" if v else "f") for v in values) + "}"
+    if isinstance(sample, int | float):
+        return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
+    if isinstance(sample, datetime.datetime):
+        return "{" + ",".join("NULL" if v is None else f'"{v.isoformat()}"' for v in values) + "}"
+    # Text: every element quoted, backslashes and double quotes escaped (array_in's rules).
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+        )
+        + "}"
+    )

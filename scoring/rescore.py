@@ -41,6 +41,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from common.db import pg_array
 from leads.models import Interaction, Lead, LeadScore, LeadStageChange, Stage
 from leads.services.pipeline import stage_target
 from scoring import rules
@@ -362,6 +363,15 @@ def _history_postgresql(rows: list[_Row], ruleset: rules.RuleSet, now: datetime)
     if not rows:
         return
     table = connection.ops.quote_name(ScoreHistory._meta.db_table)
+    # Leads with the same rules firing at the same ages share a breakdown: encode each once.
+    memo: dict[tuple[Fired, ...], str] = {}
+
+    def encoded(fired: tuple[Fired, ...]) -> str:
+        text = memo.get(fired)
+        if text is None:
+            text = memo[fired] = json.dumps(_breakdown(ruleset, fired), ensure_ascii=False)
+        return text
+
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (lead_id, score, grade, breakdown, rule_set_version, at)"
@@ -370,10 +380,10 @@ def _history_postgresql(rows: list[_Row], ruleset: rules.RuleSet, now: datetime)
             [
                 ruleset.version,
                 now,
-                [r.pk for r in rows],
-                [r.new_score for r in rows],
-                [r.new_grade for r in rows],
-                [json.dumps(_breakdown(ruleset, r.fired), ensure_ascii=False) for r in rows],
+                pg_array([r.pk for r in rows]),
+                pg_array([r.new_score for r in rows]),
+                pg_array([r.new_grade for r in rows]),
+                pg_array([encoded(r.fired) for r in rows]),
             ],
         )
 
@@ -399,13 +409,13 @@ def _update_postgresql(rows: list[_Row], now: datetime) -> tuple[set[int], set[i
             " RETURNING s.lead_id",
             [
                 now,
-                [r.pk for r in rows],
-                [r.new_score for r in rows],
-                [r.new_grade for r in rows],
-                [r.score for r in rows],
-                [r.grade for r in rows],
-                [r.score_updated_at for r in rows],
-                [r.stage for r in rows],
+                pg_array([r.pk for r in rows]),
+                pg_array([r.new_score for r in rows]),
+                pg_array([r.new_grade for r in rows]),
+                pg_array([r.score for r in rows]),
+                pg_array([r.grade for r in rows]),
+                pg_array([r.score_updated_at for r in rows]),
+                pg_array([r.stage for r in rows]),
             ],
         )
         written = {row[0] for row in cursor.fetchall()}
@@ -420,11 +430,11 @@ def _update_postgresql(rows: list[_Row], now: datetime) -> tuple[set[int], set[i
             " RETURNING l.id",
             [
                 now,
-                [r.pk for r in moving],
-                [r.target for r in moving],
-                [r.mql_at for r in moving],
-                [r.sql_at for r in moving],
-                [r.stage for r in moving],
+                pg_array([r.pk for r in moving]),
+                pg_array([r.target for r in moving]),
+                pg_array([r.mql_at for r in moving]),
+                pg_array([r.sql_at for r in moving]),
+                pg_array([r.stage for r in moving]),
             ],
         )
         return written, {row[0] for row in cursor.fetchall()}

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from common.db import pg_array
 from leads.models import Lead, LeadScore, LeadStageChange, PipelineRun, Stage
 from scoring import services as scoring
 from scoring.predictive import services as predictive
@@ -439,7 +440,12 @@ def _write_scores(leads: list[Lead], now: datetime) -> None:
             f"UPDATE {connection.ops.quote_name(LeadScore._meta.db_table)} AS s SET score = v.score,"
             " grade = v.grade, score_updated_at = %s"
             " FROM unnest(%s::bigint[], %s::int[], %s::text[]) AS v(id, score, grade) WHERE s.lead_id = v.id",
-            [now, ids, [lead.scorecard.score for lead in leads], [lead.scorecard.grade for lead in leads]],
+            [
+                now,
+                pg_array(ids),
+                pg_array([lead.scorecard.score for lead in leads]),
+                pg_array([lead.scorecard.grade for lead in leads]),
+            ],
         )
         cursor.execute(
             f"UPDATE {connection.ops.quote_name(Lead._meta.db_table)} AS l SET stage = v.stage, mql_at = v.mql_at,"
@@ -448,10 +454,10 @@ def _write_scores(leads: list[Lead], now: datetime) -> None:
             " AS v(id, stage, mql_at, sql_at) WHERE l.id = v.id",
             [
                 now,
-                ids,
-                [lead.stage for lead in leads],
-                [lead.mql_at for lead in leads],
-                [lead.sql_at for lead in leads],
+                pg_array(ids),
+                pg_array([lead.stage for lead in leads]),
+                pg_array([lead.mql_at for lead in leads]),
+                pg_array([lead.sql_at for lead in leads]),
             ],
         )
 

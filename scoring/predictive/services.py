@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 
+from common.db import pg_array
 from leads.models import Lead, LeadScore
 from scoring.models import PredictiveModel, PredictiveStatus
 from scoring.predictive import policy, selectors
@@ -183,7 +184,7 @@ def _write_probabilities(ids: list[int], probabilities: list[float]) -> None:
             f"UPDATE {table} AS s SET conversion_probability = v.p"
             " FROM unnest(%s::bigint[], %s::double precision[]) AS v(id, p)"
             " WHERE s.lead_id = v.id AND s.conversion_probability IS DISTINCT FROM v.p",
-            [ids, probabilities],
+            [pg_array(ids), pg_array(probabilities)],
         )
 
 
