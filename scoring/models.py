@@ -208,7 +208,9 @@ def lead_field_names() -> tuple[str, ...]:
 class ScoreHistory(models.Model):
     """A lead's score and grade whenever either changes, with the breakdown that explained it."""
 
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="score_history")
+    # db_index=False: scorehistory_lead_at_idx starts with lead and serves every lookup by lead; a second
+    # index would be one more entry per history row, and a rescore writes up to one row per lead.
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="score_history", db_index=False)
     score = models.IntegerField(_("score"))
     grade = models.CharField(_("grade"), max_length=16, blank=True)
     # [{"rule": key, "kind": …, "points": 4.0, "count": 2, "reason": "+4 content_download ×2"}, …]

@@ -121,6 +121,7 @@ class _Row:
     new_grade: str = ""
     target: str | None = None
     fired: tuple[Fired, ...] = ()
+    dirty: bool = False  # waiting for the pipeline when the batch read it: left to the pipeline
 
     @property
     def changes(self) -> bool:
@@ -201,14 +202,14 @@ def _read_batch(compiled: CompiledRuleSet, lo: int, hi: int, today: date, wants_
                 # The grouped read sorts ~100k rows a batch: in memory, not in a temporary file.
                 cursor.execute("SET LOCAL work_mem = '64MB'")
         columns = ["id", "scorecard__score", "scorecard__grade", "stage", "mql_at", "sql_at"]
-        columns += ["scorecard__score_updated_at", "last_activity_at"]
+        columns += ["scorecard__score_updated_at", "last_activity_at", "dirty_since"]
         if wants_attributes:
             columns.append("attributes")
         columns += _field_names(compiled)
         query = (
             Lead.objects.filter(id__gte=lo, id__lt=hi, merged_into__isnull=True).order_by("id").values_list(*columns)
         )
-        leads = _raw_rows(query, json_column=8 if wants_attributes else None)
+        leads = _raw_rows(query, json_column=9 if wants_attributes else None)
         buckets = _buckets(compiled.ruleset, lo, hi, today)
     return _Batch(leads, buckets, time.perf_counter() - t0)
 
@@ -249,7 +250,7 @@ def _score_rows(compiled: CompiledRuleSet, batch: _Batch, now: datetime, wants_a
     zone = timezone.get_current_timezone()
     inactivity = compiled.reads_inactivity
     rows = []
-    for pk, score, grade, stage, mql_at, sql_at, updated, last_activity, *rest in batch.leads:
+    for pk, score, grade, stage, mql_at, sql_at, updated, last_activity, dirty_since, *rest in batch.leads:
         attributes = rest.pop(0) if wants_attributes else {}
         events = buckets.get(pk, ())
         inactive = None
@@ -257,7 +258,7 @@ def _score_rows(compiled: CompiledRuleSet, batch: _Batch, now: datetime, wants_a
             inactive = max((today - last_activity.astimezone(zone).date()).days, 0)
             if events:
                 inactive = min(inactive, min(bucket[1] for bucket in events))
-        row = _Row(pk, score, grade, stage, mql_at, sql_at, updated)
+        row = _Row(pk, score, grade, stage, mql_at, sql_at, updated, dirty=dirty_since is not None)
         row.new_score, row.new_grade, row.fired = evaluate(
             dict(zip(names, rest, strict=True)), attributes if isinstance(attributes, dict) else {}, events, inactive
         )
@@ -292,11 +293,13 @@ def _write(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[lis
             row.mql_at = row.mql_at or now
             if row.target == Stage.SQL:
                 row.sql_at = row.sql_at or now
+    # A lead that was dirty when the batch read it is the pipeline's: it scores it under the new rules.
+    clean = [row for row in rows if not row.dirty]
     if connection.vendor == "postgresql":
-        written_ids, moved_ids = _update_postgresql(rows, now)
+        written_ids, moved_ids = _update_postgresql(clean, now)
     else:
         written_ids, moved_ids = set(), set()
-        for row in rows:
+        for row in clean:
             with transaction.atomic():
                 updated = LeadScore.objects.filter(
                     lead_id=row.pk,
@@ -389,10 +392,13 @@ def _history_postgresql(rows: list[_Row], ruleset: rules.RuleSet, now: datetime)
 
 
 def _update_postgresql(rows: list[_Row], now: datetime) -> tuple[set[int], set[int]]:
-    """Write the rows' score cards where they are as read and the lead is not dirty; move the few stages.
+    """Write the rows' score cards where they are as read; move the few stages.
 
-    Only the narrow score table is written for a score or grade change (the point of LeadScore); the
-    lead row itself is written only for a stage move, with its stage as the batch read it as the guard.
+    Only the narrow score table is written for a score or grade change (the point of LeadScore), and
+    the guard is the card's own columns (score, grade and ``score_updated_at`` as read): the pipeline
+    writes ``score_updated_at`` whenever it scores a lead, so a card it wrote meanwhile is left alone,
+    without a look at the lead row per card. The lead row itself is written only for a stage move,
+    with its stage as the batch read it as the guard.
     """
     leads_table = connection.ops.quote_name(Lead._meta.db_table)
     # One transaction for both statements: the stage is written for exactly the cards written.
@@ -400,12 +406,10 @@ def _update_postgresql(rows: list[_Row], now: datetime) -> tuple[set[int], set[i
         cursor.execute(
             f"UPDATE {connection.ops.quote_name(LeadScore._meta.db_table)} AS s SET score = v.score,"
             " grade = v.grade, score_updated_at = %s"
-            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[],"
-            " %s::text[]) AS v(id, score, grade, old_score, old_grade, read_at, old_stage)"
+            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[])"
+            " AS v(id, score, grade, old_score, old_grade, read_at)"
             " WHERE s.lead_id = v.id AND s.score = v.old_score AND s.grade = v.old_grade"
             " AND s.score_updated_at IS NOT DISTINCT FROM v.read_at"
-            f" AND NOT EXISTS (SELECT 1 FROM {leads_table} AS l"
-            " WHERE l.id = v.id AND (l.dirty_since IS NOT NULL OR l.stage <> v.old_stage))"
             " RETURNING s.lead_id",
             [
                 now,
@@ -415,7 +419,6 @@ def _update_postgresql(rows: list[_Row], now: datetime) -> tuple[set[int], set[i
                 pg_array([r.score for r in rows]),
                 pg_array([r.grade for r in rows]),
                 pg_array([r.score_updated_at for r in rows]),
-                pg_array([r.stage for r in rows]),
             ],
         )
         written = {row[0] for row in cursor.fetchall()}

@@ -166,6 +166,25 @@ def test_a_lead_changed_while_the_batch_computed_is_left_to_the_pipeline(leads: 
     assert lead.dirty_since is not None  # and queued for the pipeline, which scores it on the new rules
 
 
+def test_a_lead_waiting_for_the_pipeline_when_read_is_left_to_it(leads: list[Lead]) -> None:
+    rule_set = draft()
+    ruleset = rescore.rule_set_load(rule_set)
+    compiled = rescore.CompiledRuleSet(ruleset)
+    now = timezone.now()
+    waiting = Lead.objects.filter(pk__in=[lead.pk for lead in leads[:3]])
+    waiting.update(dirty_since=now)
+    before = dict(LeadScore.objects.filter(lead__in=waiting).values_list("lead_id", "score_updated_at"))
+    batch = [row for row in rescore._score_batch(compiled, 0, 10**9, now, True) if row.changes]
+    assert set(before) <= {row.pk for row in batch}  # the rules would change them
+
+    written, stale = rescore._write(batch, ruleset, now)
+
+    assert set(before) <= set(stale)
+    assert not set(before) & {row.pk for row in written}
+    assert dict(LeadScore.objects.filter(lead__in=waiting).values_list("lead_id", "score_updated_at")) == before
+    assert len(written) == len(batch) - len(before)
+
+
 def test_apply_needs_a_preview_of_the_version_as_it_is_now(leads: list[Lead]) -> None:
     rule_set = draft()
     with pytest.raises(ValidationError) as caught:
