@@ -1,10 +1,11 @@
 """Web-form intake benchmark: concurrent public submissions through gunicorn (2 workers) on PostgreSQL.
 
     .venv/bin/python bench/intake_bench.py [--submissions 6000] [--concurrency 4] [--repeat-share 0.3]
+                                           [--port 18300] [--redis-db 12]
 
 1. Recreates the database named by BENCH_DATABASE_URL (default ``leadcrm_bench_intake``), migrates it,
    seeds ``--existing`` leads plus one web form through the Django services, and analyzes it.
-2. Starts gunicorn (2 sync workers, port 18300) with throttles raised for the run, Redis as the cache
+2. Starts gunicorn (2 sync workers, ``--port``) with throttles raised for the run, Redis as the cache
    (shared throttle counters) and Redis as the Celery broker on a queue no worker consumes: a request
    only *enqueues* scoring, as in production, where workers run elsewhere. The queue is purged after.
 3. Posts ``--submissions`` JSON submissions from ``--concurrency`` keep-alive connections. A share
@@ -40,9 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/leadcrm_bench_intake"
-PORT = 18300
-CACHE_URL = "redis://127.0.0.1:6379/12"
-BROKER_URL = "redis://127.0.0.1:6379/12"
+DEFAULT_PORT = 18300
+DEFAULT_REDIS_DB = 12
 QUEUE = "bench-intake"
 TARGET_RATE = 300.0
 TARGET_P99_MS = 100.0
@@ -116,15 +116,20 @@ def make_payloads(n: int, repeat_share: float, existing: int, seed: int) -> list
     return payloads
 
 
-def start_gunicorn(url: str, logfile: Path, threads: int) -> subprocess.Popen[bytes]:
+def redis_url(db: int) -> str:
+    return f"redis://127.0.0.1:6379/{db}"
+
+
+def start_gunicorn(url: str, logfile: Path, threads: int, port: int, redis_db: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "DJANGO_DEBUG": "false",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_LOG_LEVEL": "WARNING",
-        "REDIS_URL": CACHE_URL,
-        "CELERY_BROKER_URL": BROKER_URL,
+        # Redis serves as the throttles' cache and as the Celery broker (one database of the caller's choice).
+        "REDIS_URL": redis_url(redis_db),
+        "CELERY_BROKER_URL": redis_url(redis_db),
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
         # One client host sending thousands of submissions a minute: not what the spam throttle is for.
@@ -141,7 +146,7 @@ def start_gunicorn(url: str, logfile: Path, threads: int) -> subprocess.Popen[by
                 "--threads",
                 str(threads),
                 "--bind",
-                f"127.0.0.1:{PORT}",
+                f"127.0.0.1:{port}",
                 "--timeout",
                 "60",
             ],
@@ -166,13 +171,13 @@ def post(conn: http.client.HTTPConnection, payload: dict[str, str]) -> tuple[int
     return response.status, (time.perf_counter() - started) * 1000
 
 
-def wait_ready(proc: subprocess.Popen[bytes], logfile: Path) -> None:
+def wait_ready(proc: subprocess.Popen[bytes], logfile: Path, port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{logfile.read_text()[-2000:]}")
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/healthz/")
             if conn.getresponse().status == 200:
                 return
@@ -181,14 +186,14 @@ def wait_ready(proc: subprocess.Popen[bytes], logfile: Path) -> None:
     raise RuntimeError(f"gunicorn did not answer within 60 s:\n{logfile.read_text()[-2000:]}")
 
 
-def run(payloads: list[dict[str, str]], concurrency: int) -> tuple[list[float], Counter[int], float]:
+def run(payloads: list[dict[str, str]], concurrency: int, port: int) -> tuple[list[float], Counter[int], float]:
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
     cursor = iter(range(len(payloads)))
 
     def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         while True:
             with lock:
                 i = next(cursor, None)
@@ -198,7 +203,7 @@ def run(payloads: list[dict[str, str]], concurrency: int) -> tuple[list[float], 
                 status, ms = post(conn, payloads[i])
             except (OSError, http.client.HTTPException):
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 status, ms = 599, 0.0
             with lock:
                 latencies.append(ms)
@@ -250,6 +255,8 @@ def main() -> None:
     parser.add_argument("--repeat-share", type=float, default=0.3)
     parser.add_argument("--existing", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1 = sync workers)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="where gunicorn listens")
+    parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB, help="Redis database: cache and broker")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -265,7 +272,7 @@ def main() -> None:
     # every seeded lead per submission. A production database analyzes on its own.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE")
-    broker = redis.Redis.from_url(BROKER_URL)
+    broker = redis.Redis.from_url(redis_url(args.redis_db))
     broker.delete(QUEUE)
 
     warmup = make_payloads(args.warmup, args.repeat_share, args.existing, seed=1)
@@ -274,14 +281,14 @@ def main() -> None:
     payloads = make_payloads(args.submissions, args.repeat_share, args.existing, seed=2)
     proc = None
     try:
-        proc = start_gunicorn(url, logfile, args.threads)
-        wait_ready(proc, logfile)
+        proc = start_gunicorn(url, logfile, args.threads, args.port, args.redis_db)
+        wait_ready(proc, logfile, args.port)
         log(f"warm-up: {len(warmup)} submissions")
-        run(warmup, args.concurrency)
+        run(warmup, args.concurrency, args.port)
         log(f"measuring: {len(payloads)} submissions from {args.concurrency} connections")
         pids = server_pids(proc, url)
         cpu_before, load_before = cpu_seconds(pids), os.getloadavg()[0]
-        latencies, statuses, elapsed = run(payloads, args.concurrency)
+        latencies, statuses, elapsed = run(payloads, args.concurrency, args.port)
         cpu_used, load_after = cpu_seconds(pids) - cpu_before, os.getloadavg()[0]
     finally:
         if proc is not None and proc.poll() is None:

@@ -50,6 +50,8 @@ MIDDLEWARE = [
     "common.middleware.QueryCountHeaderMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # LEADCRM_PUBLIC_PATHS leave here for LEADCRM_PUBLIC_MIDDLEWARE; every other URL continues below.
+    "common.middleware.PublicEndpointMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -58,6 +60,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "users.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# Public endpoints without login or cookies (the web-form submit URL, posted from other sites): served through
+# a short chain without the session, CSRF, auth, user-language and messages middleware (common/middleware.py).
+LEADCRM_PUBLIC_PATHS = [r"^/api/v1/forms/[-\w]+/submit/$"]
+LEADCRM_PUBLIC_MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",  # a form's own allowed origins (leads.api.webforms)
+    "django.middleware.locale.LocaleMiddleware",  # error pages and messages in the visitor's language
+    "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -87,6 +99,18 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with the per-request health check skipped while a connection is in steady use.
+    DATABASES["default"]["ENGINE"] = "common.db_backends.postgresql"
+# A persistent connection idle at least this long gets a health check (SELECT 1) before a request uses it.
+LEADCRM_DB_HEALTH_CHECK_IDLE_S = env.float("DATABASE_HEALTH_CHECK_IDLE_S", default=5.0)
+# The web-form intake's hot statements are prepared once per connection (common/prepared.py); turn off behind
+# a pooler that does not keep server sessions (PgBouncer in transaction mode before 1.21).
+LEADCRM_DB_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+if LEADCRM_DB_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"] == "common.db_backends.postgresql":
+    # psycopg prepares nothing while prepare_threshold is None (Django's default). Django's own cursors bind
+    # client-side and never prepare whatever the threshold; only common.prepared's cursors ask to prepare.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 1_000_000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "users.User"

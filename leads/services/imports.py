@@ -528,7 +528,7 @@ def _lines(values: Iterable[str]) -> str:
 
 
 def _lock_identities(emails: Iterable[str], phones: Iterable[str]) -> None:
-    """Take the chunk's intake advisory locks (``_lock_identity``'s keys) in one statement, in sorted order.
+    """Take the chunk's intake advisory locks (``intake._identity_lock_sql``'s keys) in one statement, in sorted order.
 
     Sorted like intake sorts its two keys, so an import chunk and a form submission for the same
     person cannot deadlock; held until the chunk commits (at most 2 × CHUNK_ROWS locks).

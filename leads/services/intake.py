@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from common.prepared import prepared_cursor
 from leads.models import Lead, Stage
 from leads.services.leads import (
     CLEAN_EXCLUDE,
@@ -42,22 +43,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _lock_identity(*, email: str, phone: str) -> None:
-    """Serialize intake of one person across connections until the transaction ends (PostgreSQL).
+def _identity_lock_sql(*, email: str, phone: str) -> tuple[str, list[str]]:
+    """The statement that serializes intake of one person across connections until the transaction ends.
 
-    Keys are taken in sorted order so that a submission with (email A, phone B) and one with (phone B,
-    email A) cannot deadlock. SQLite serializes writers on its own.
+    PostgreSQL only (SQLite serializes writers on its own); empty without a key. Keys are taken in sorted
+    order so that a submission with (email A, phone B) and one with (phone B, email A) cannot deadlock.
     """
     if connection.vendor != "postgresql":
-        return
+        return "", []
     keys = sorted(key for key in (f"email:{email}" if email else "", f"phone:{phone}" if phone else "") if key)
     if not keys:
-        return
-    # Both locks in one statement (one round trip); the match runs after it, so it sees what was committed
-    # while we waited.
-    locks = ", ".join(["pg_advisory_xact_lock(hashtextextended(%s, 0))"] * len(keys))
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {locks}", keys)
+        return "", []
+    return "SELECT " + ", ".join(["pg_advisory_xact_lock(hashtextextended(%s, 0))"] * len(keys)), keys
 
 
 @functools.lru_cache(maxsize=32)
@@ -82,11 +79,15 @@ def _lead_from_row(row: Sequence[Any]) -> Lead:
     return Lead.from_db(connection.alias, [f.attname for f in Lead._meta.concrete_fields], values)
 
 
-def _match(*, email: str, phone: str, lock: bool) -> Lead | None:
-    # One query for both keys (PostgreSQL ORs the two indexes); an e-mail match ranks before a phone match.
-    # Plain SQL: on the intake path the ORM's compilation of this query cost more CPU than the query itself.
+def _match(*, email: str, phone: str, lock: bool, identity_lock: bool = False) -> Lead | None:
+    """The matching lead (see ``lead_find_match``); ``lock``: FOR UPDATE; ``identity_lock``: take the person's
+    advisory locks first (``_identity_lock_sql``), in the same round trip when the driver allows it.
+    """
+    lock_sql, lock_params = _identity_lock_sql(email=email, phone=phone) if identity_lock else ("", [])
     if not email and not phone:
         return None
+    # One query for both keys (PostgreSQL ORs the two indexes); an e-mail match ranks before a phone match.
+    # Plain SQL: on the intake path the ORM's compilation of this query cost more CPU than the query itself.
     quote = connection.ops.quote_name
     conditions, params = [], []
     for column, value in (("email", email), ("phone", phone)):
@@ -101,10 +102,30 @@ def _match(*, email: str, phone: str, lock: bool) -> Lead | None:
     )
     if lock and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, email] if email else params)
+    params = [*params, email] if email else params
+    with prepared_cursor() as cursor:
+        if lock_sql and _sends_statements_together(cursor):
+            # Locks, then the match, as one simple-protocol message. Each statement still takes its own
+            # snapshot (READ COMMITTED), so the match sees what was committed while the locks waited.
+            cursor.execute(f"{lock_sql}; {sql}", [*lock_params, *params])
+            cursor.nextset()
+        else:
+            if lock_sql:
+                cursor.execute(lock_sql, lock_params)
+            cursor.execute(sql, params)
         row = cursor.fetchone()
     return _lead_from_row(row) if row is not None else None
+
+
+def _sends_statements_together(cursor: Any) -> bool:
+    """Whether this cursor binds parameters client-side (psycopg's ClientCursor, Django's default), so that
+    several statements can travel in one message; server-side binding allows one statement per message.
+    """
+    try:
+        from psycopg import ClientCursor
+    except ImportError:  # pragma: no cover - psycopg 2 or no PostgreSQL driver
+        return False
+    return isinstance(getattr(cursor, "cursor", None), ClientCursor)
 
 
 def lead_find_match(*, email: str, phone: str) -> Lead | None:
@@ -151,8 +172,7 @@ def _upsert_match_or_insert(
     the caller records an interaction on the lead in this transaction.
     """
     email, phone = data.get("email", ""), data.get("phone", "")
-    _lock_identity(email=email, phone=phone)
-    lead = _match(email=email, phone=phone, lock=True)
+    lead = _match(email=email, phone=phone, lock=True, identity_lock=True)
     if lead is None:
         if not data.get("name") and fallback_name:
             data = {**data, "name": fallback_name}

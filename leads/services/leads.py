@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from common.normalize import normalize_email, normalize_phone, normalize_text
+from common.prepared import prepared_cursor
 from leads.models import Interaction, Lead, LeadStageChange, Stage, Tag
 from leads.services.pipeline import pipeline_enqueue_on_commit
 from users.models import Team, User
@@ -94,7 +95,7 @@ def _tags_add(lead: Lead, tag_ids: Sequence[int]) -> None:
     if tag_ids:
         quote = connection.ops.quote_name
         rows = ", ".join(["(%s, %s)"] * len(tag_ids))
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {quote(Lead.tags.through._meta.db_table)} ({quote('lead_id')}, {quote('tag_id')})"
                 f" VALUES {rows} ON CONFLICT DO NOTHING",
@@ -139,12 +140,58 @@ def _lead_insert(
     )
     _apply_owner_team(lead)
     lead.full_clean(exclude=CLEAN_EXCLUDE, validate_unique=False, validate_constraints=False)
-    lead.save(force_insert=True)
-    LeadStageChange.objects.create(lead=lead, from_stage="", to_stage=Stage.NEW, changed_by=created_by, changed_at=now)
+    if connection.vendor == "postgresql":
+        _lead_insert_statement(lead, tag_ids, changed_by=created_by, now=now)
+    else:
+        lead.save(force_insert=True)
+        LeadStageChange.objects.create(
+            lead=lead, from_stage="", to_stage=Stage.NEW, changed_by=created_by, changed_at=now
+        )
+        _tags_add(lead, tag_ids)
     if stage != Stage.NEW:
         _lead_change_stage(lead=lead, stage=stage, changed_by=created_by, reason=data.get("lost_reason", ""))
-    _tags_add(lead, tag_ids)
     return lead
+
+
+def _lead_insert_statement(lead: Lead, tag_ids: Sequence[int], *, changed_by: User | None, now: datetime) -> None:
+    """PostgreSQL: INSERT a validated lead, its first stage-history row and its tags in one prepared statement.
+
+    Every web-form submission from a new person takes this path: ``save()`` plus ``create()`` plus the tag
+    INSERT cost three round trips and about 1 ms of ORM compilation. The lead's values are prepared by each
+    field exactly as ``save()`` prepares them (``pre_save``, ``get_db_prep_save``), so the row is the same.
+    """
+    quote = connection.ops.quote_name
+    meta, history_meta, through = Lead._meta, LeadStageChange._meta, Lead.tags.through._meta
+    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
+    values = [f.get_db_prep_save(f.pre_save(lead, True), connection) for f in fields]
+    first = {"from_stage": "", "to_stage": Stage.NEW.value, "changed_by": changed_by, "changed_at": now, "reason": ""}
+    history = [cast(Field[Any, Any], history_meta.get_field(name)) for name in first]
+    history_values = [f.get_db_prep_save(_plain_pk(first[f.name]), connection) for f in history]
+    returning = list(meta.db_returning_fields)  # the id and the generated columns, as save() reads them back
+    lead_column, tag_column = (quote(str(cast(Field[Any, Any], through.get_field(n)).column)) for n in ("lead", "tag"))
+    history_lead = quote(str(cast(Field[Any, Any], history_meta.get_field("lead")).column))
+    new_id = f"new_lead.{quote(meta.pk.column)}"
+    sql = (
+        f"WITH new_lead AS (INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {', '.join(quote(f.column) for f in returning)}),"
+        f" history AS (INSERT INTO {quote(history_meta.db_table)}"
+        f" ({history_lead}, {', '.join(quote(str(f.column)) for f in history)})"
+        # Typed: a parameter in a SELECT list has no column to take its type from when bound server-side.
+        f" SELECT {new_id}, {', '.join(f'%s::{cast(Any, f).cast_db_type(connection)}' for f in history)} FROM new_lead),"
+        f" tagged AS (INSERT INTO {quote(through.db_table)} ({lead_column}, {tag_column})"
+        f" SELECT {new_id}, tag FROM new_lead, unnest(%s::bigint[]) AS tag ON CONFLICT DO NOTHING)"
+        f" SELECT {', '.join(quote(f.column) for f in returning)} FROM new_lead"
+    )
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [*values, *history_values, list(tag_ids)])
+        row = cursor.fetchone()
+    for model_field, value in zip(returning, row, strict=True):
+        setattr(lead, model_field.attname, value)
+    lead._state.adding, lead._state.db = False, connection.alias
+
+
+def _plain_pk(value: Any) -> Any:
+    return value.pk if isinstance(value, Model) else value
 
 
 def _lead_update(*, lead: Lead, data: dict[str, Any], changed_by: User | None) -> list[str]:
@@ -203,7 +250,7 @@ def _insert_returning_ids(model: type[Model], names: Sequence[str], rows: Sequen
         f" VALUES {', '.join([row_sql] * len(rows))} RETURNING {quote(meta.pk.column)}"
     )
     params = [f.get_db_prep_save(value, connection) for row in rows for f, value in zip(fields, row, strict=True)]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
 
@@ -285,7 +332,7 @@ def _lead_touch(*, lead: Lead, now: datetime, latest: datetime, changed: Sequenc
             model_field = cast(Field[Any, Any], Lead._meta.get_field(name))
             assignments.append(f"{quote(str(model_field.column))} = %s")
             params.append(model_field.get_db_prep_save(getattr(lead, model_field.attname), connection))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(Lead._meta.db_table)} SET {', '.join(assignments)} WHERE {quote('id')} = %s",
             [*params, lead.pk],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -23,7 +24,7 @@ def test_literals_quote_and_escape_text() -> None:
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="array literals are PostgreSQL's")
 def test_every_kind_of_value_comes_back_from_postgresql_unchanged() -> None:
     stamp = datetime(2026, 11, 23, 1, 2, 3, 456789, tzinfo=UTC)
-    columns = {
+    columns: dict[str, list[Any]] = {
         "bigint": [1, None, 2**40],
         "int": [0, -7, None],
         "double precision": [0.123456, None, 1e-05],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -63,3 +64,32 @@ def test_a_redis_restart_loses_flag_and_queue_together_and_publishing_resumes(
     server.start()
     assert pipeline.pipeline_enqueue() is True
     assert _queued(server.url, queue) == 1
+
+
+def test_form_submissions_in_a_burst_queue_one_task_and_a_lead_dirtied_after_it_started_is_still_scored(
+    broker: tuple[PrivateRedis, str], db: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    from leads.models import Lead
+    from leads.services import webform_create, webform_submit
+
+    server, queue = broker
+    form = webform_create(created_by=None, name="Burst", slug="burst", rate_limit_per_minute=1000)
+
+    # two submissions in a burst: one queued task, which will see both leads
+    for name in ("ada", "bo"):
+        with django_capture_on_commit_callbacks(execute=True):
+            webform_submit(form=form, data={"name": name, "email": f"{name}@example.com"})
+    assert _queued(server.url, queue) == 1
+
+    # a worker starts that task: it clears the flag, then takes the dirty leads
+    pipeline.pipeline_clear_pending()
+    pipeline.pipeline_process_until_done()
+    assert not Lead.objects.filter(dirty_since__isnull=False).exists()
+
+    # a submission after the task started queues a task of its own, so its lead does not wait for the sweeper
+    with django_capture_on_commit_callbacks(execute=True):
+        late = webform_submit(form=form, data={"name": "cy", "email": "cy@example.com"})
+    assert _queued(server.url, queue) == 2
+    pipeline.pipeline_clear_pending()
+    pipeline.pipeline_process_until_done()
+    assert Lead.objects.get(pk=late.body["lead_id"]).dirty_since is None

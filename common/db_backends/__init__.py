@@ -1,0 +1,1 @@
+"""Database backends of the project (thin subclasses of Django's)."""
