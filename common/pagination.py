@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connections
-from django.db.models import BooleanField, DateTimeField, QuerySet
+from django.db.models import BooleanField, DateTimeField, F, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
@@ -113,16 +113,18 @@ def keyset_paginate(
     """Return one page of ``queryset`` ordered by ``ordering`` (e.g. "-score"), then by id.
 
     ``paths`` maps an ordering name to where it lives when that is not a column of the model itself,
-    e.g. ``{"score": "scorecard__score"}`` for a key kept in a one-to-one table; rows must still carry
-    the key under its ordering name (an attribute of the instance, or that key of a ``values()`` dict).
+    e.g. ``{"score": "scorecard__score"}`` for a key kept in a one-to-one table (the rows then carry it
+    as ``keyset_key``, for the cursor).
     """
     descending = ordering.startswith("-")
     field = ordering.lstrip("-")
     path = (paths or {}).get(field, field)
     model_field, table, id_path, id_column = _key_path(queryset.model, path)
+    key_name = field
     if "__" in path:
         # An inner join (every row has its one-to-one row), so PostgreSQL may walk that table's index first.
-        queryset = queryset.filter(**{f"{path.split('__')[0]}__isnull": False})
+        queryset = queryset.filter(**{f"{path.split('__')[0]}__isnull": False}).annotate(keyset_key=F(path))
+        key_name = "keyset_key"
     backwards = False
     if cursor:
         payload = _decode(cursor)
@@ -150,9 +152,9 @@ def keyset_paginate(
     if rows:
         first, last = rows[0], rows[-1]
         if has_more or backwards:
-            next_cursor = _encode({"o": ordering, "k": _key_value(last, field), "id": _pk(last), "d": "next"})
+            next_cursor = _encode({"o": ordering, "k": _key_value(last, key_name), "id": _pk(last), "d": "next"})
         if cursor and (has_more or not backwards):
-            previous_cursor = _encode({"o": ordering, "k": _key_value(first, field), "id": _pk(first), "d": "prev"})
+            previous_cursor = _encode({"o": ordering, "k": _key_value(first, key_name), "id": _pk(first), "d": "prev"})
     return KeysetPage(rows, next_cursor, previous_cursor)
 
 

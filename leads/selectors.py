@@ -54,7 +54,8 @@ def lead_visibility_q(user: User) -> Q | None:
 
 def lead_visible_to(user: User | AnonymousUser) -> QuerySet[Lead]:
     """Every lead ``user`` may see, ready for list pages (owner, team and campaign joined)."""
-    qs = Lead.objects.select_related("owner", "team", "campaign", "scorecard").prefetch_related("tags")
+    # The score card by a second query, not a join: see leads.api.listing.lead_list_values.
+    qs = Lead.objects.select_related("owner", "team", "campaign").prefetch_related("tags", "scorecard")
     if not user.is_authenticated or not isinstance(user, User):
         return qs.none()
     condition = lead_visibility_q(user)
@@ -86,7 +87,8 @@ def team_visible_to(user: User) -> QuerySet[Team]:
 
 def lead_get_visible(*, user: User, lead_id: int) -> Lead:
     """The lead, or Lead.DoesNotExist when it does not exist *or* the user may not see it."""
-    return lead_visible_to(user).get(pk=lead_id)
+    # One lead by id: its score card joined (a list prefetches the cards instead).
+    return lead_visible_to(user).select_related("scorecard").get(pk=lead_id)
 
 
 def lead_interactions(*, lead: Lead) -> QuerySet[Interaction]:

@@ -18,12 +18,12 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
 from leads.api.serializers import LeadSerializer, UserBriefSerializer
-from leads.models import SCORE_PATHS, Lead
+from leads.models import SCORE_FIELDS, SCORE_PATHS, Lead, LeadScore
 
 Row = dict[str, Any]
 # Columns of the owner read with the row: what ``UserBriefSerializer`` (and ``User.__str__``) need.
@@ -88,9 +88,11 @@ def lead_list_values(queryset: QuerySet[Lead]) -> QuerySet[Lead, Row]:
     """``queryset`` narrowed to the columns the list renders (owner columns joined, no tag prefetch)."""
     columns = dict.fromkeys(column for _, column, kind in _plan() if kind not in ("owner", "tags"))
     columns.update(dict.fromkeys(("id", "owner_id")))
-    card = {name: F(SCORE_PATHS[name]) for name in columns if name in SCORE_PATHS}
-    plain = [name for name in columns if name not in card]
-    return queryset.select_related(None).prefetch_related(None).values(*plain, *OWNER_COLUMNS, **card)
+    # The score card's columns come from a second query over the page's ids (``_cards``): joined here,
+    # the card table would be part of every plan, and with it the planner walks the ordering index
+    # instead of the trigram index for a rare ?q= term (942 ms instead of 2 ms at 1M leads).
+    plain = [name for name in columns if name not in SCORE_PATHS]
+    return queryset.select_related(None).prefetch_related(None).values(*plain, *OWNER_COLUMNS)
 
 
 def _tag_names(lead_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -102,6 +104,13 @@ def _tag_names(lead_ids: Iterable[int]) -> dict[int, list[str]]:
     for tag_list in names.values():
         tag_list.sort()
     return names
+
+
+def _cards(lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The score card values of each lead, in one query."""
+    names = [name for name in SCORE_FIELDS if name in {column for _, column, _ in _plan()}]
+    rows = LeadScore.objects.filter(lead_id__in=list(lead_ids)).order_by().values("lead_id", *names)
+    return {row.pop("lead_id"): row for row in rows}
 
 
 def lead_list_representation(
@@ -125,8 +134,10 @@ def lead_list_representation(
         "dict": lambda value: {str(key): item for key, item in value.items()},
     }
     plan = _plan()
+    cards = _cards(row["id"] for row in rows) if rows else {}
     results = []
     for row in rows:
+        row = {**row, **cards.get(row["id"], {})}
         out: dict[str, Any] = {}
         for name, column, kind in plan:
             if kind == "tags":
