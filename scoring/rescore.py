@@ -301,10 +301,9 @@ def _write(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[lis
         written_ids, moved_ids = set(), set()
         for row in clean:
             with transaction.atomic():
+                # The same guard as on PostgreSQL: the card's own columns as the batch read them.
                 updated = LeadScore.objects.filter(
                     lead_id=row.pk,
-                    lead__dirty_since__isnull=True,
-                    lead__stage=row.stage,
                     score=row.score,
                     grade=row.grade,
                     score_updated_at=row.score_updated_at,

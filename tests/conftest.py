@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -62,6 +64,14 @@ def org(db: None) -> Org:
         marketing=make_user(Role.MARKETING, username="marketing"),
         admin=make_user(Role.ADMIN, username="admin"),
     )
+
+
+@pytest.fixture
+def fresh_throttles() -> Iterator[None]:
+    """An empty cache before and after: throttle counts of one test must not refuse the next one's posts."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

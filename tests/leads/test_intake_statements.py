@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from django.core.cache import cache
 from django.db import connection, transaction
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
@@ -18,11 +15,7 @@ from tests.conftest import Org
 URL = "/api/v1/forms/{slug}/submit/"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_throttles() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_throttles")
 
 
 @pytest.fixture

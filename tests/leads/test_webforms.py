@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.core.cache import cache
@@ -19,11 +18,7 @@ from tests.factories import CampaignFactory, LeadFactory
 URL = "/api/v1/forms/{slug}/submit/"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_throttles() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("fresh_throttles")
 
 
 @pytest.fixture
@@ -297,7 +292,7 @@ def test_form_changes_reach_the_public_endpoint_at_once() -> None:
 
 
 @pytest.fixture
-def redis_cache(_fresh_throttles: None, settings) -> None:
+def redis_cache(fresh_throttles: None, settings) -> None:
     """The throttles on a real Redis (its Lua script), under a key prefix of this test's own."""
     import os
     import uuid
