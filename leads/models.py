@@ -258,7 +258,11 @@ class LeadScore(models.Model):
     table makes it (migration leads/0009), whichever way the lead was written (ORM, COPY, raw SQL).
     """
 
-    lead = models.OneToOneField(Lead, primary_key=True, on_delete=models.CASCADE, related_name="scorecard")
+    # The database's foreign key is made by the migrations (leads/0009, 0010) with ON DELETE CASCADE,
+    # which Django cannot declare: Django's own would be a second check of every insert.
+    lead = models.OneToOneField(
+        Lead, primary_key=True, on_delete=models.CASCADE, related_name="scorecard", db_constraint=False
+    )
     score = models.IntegerField(_("score"), default=0)
     grade = models.CharField(_("grade"), max_length=16, blank=True)
     score_updated_at = models.DateTimeField(_("score updated"), null=True, blank=True)

@@ -9,7 +9,15 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from scoring import services
-from scoring.models import GradeBand, RescoreJob, RescoreMode, ScoreHistory, ScoringRule, ScoringRuleSet
+from scoring.models import (
+    GradeBand,
+    RescoreJob,
+    RescoreMode,
+    RescorePart,
+    ScoreHistory,
+    ScoringRule,
+    ScoringRuleSet,
+)
 from scoring.rescore import rescore_job_create
 from scoring.selectors import rule_set_applied
 
@@ -98,11 +106,25 @@ class ScoreHistoryAdmin(admin.ModelAdmin[ScoreHistory]):
         return False
 
 
+class RescorePartInline(admin.TabularInline[RescorePart, RescoreJob]):
+    """Each id range's state: which part a failure or a stuck job is in."""
+
+    model = RescorePart
+    fields = ("lo", "hi", "status", "touched_at", "finished_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: RescoreJob | None = None) -> bool:
+        return False
+
+
 @admin.register(RescoreJob)
 class RescoreJobAdmin(admin.ModelAdmin[RescoreJob]):
     list_display = ("__str__", "status", "processed", "total", "changed_scores", "changed_grades", "created_at")
     list_filter = ("mode", "status")
     readonly_fields = [f.name for f in RescoreJob._meta.fields]
+    inlines = [RescorePartInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

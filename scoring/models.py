@@ -342,3 +342,39 @@ class RescoreJob(models.Model):
     @property
     def percent(self) -> int:
         return min(100, self.processed * 100 // self.total) if self.total else (100 if self.status == "done" else 0)
+
+
+class RescorePartStatus(models.TextChoices):
+    PENDING = "pending", _("Waiting")
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class RescorePart(models.Model):
+    """One id range of a ``RescoreJob``: the unit a worker process reads, scores and writes.
+
+    A job over every lead is split into parts so that every worker process takes a share (a million
+    leads is a minute of one Python thread; two processes on two cores halve it) and a worker that dies
+    costs one part, redelivered, not the whole job. ``tally`` holds the part's figures; the job's are
+    their sum, added up by whichever part finishes last (``scoring.rescore``).
+    """
+
+    job = models.ForeignKey(RescoreJob, on_delete=models.CASCADE, related_name="parts")
+    lo = models.BigIntegerField()  # first lead id of the range
+    hi = models.BigIntegerField()  # past the last
+    status = models.CharField(max_length=8, choices=RescorePartStatus.choices, default=RescorePartStatus.PENDING)
+    tally = models.JSONField(default=dict, blank=True)
+    # Set when queued, claimed and after every batch: a part not touched for long has lost its message.
+    touched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "lo"]
+        constraints = [models.UniqueConstraint(fields=["job", "lo"], name="scoring_rescorepart_one_per_range")]
+        verbose_name = _("rescore part")
+        verbose_name_plural = _("rescore parts")
+
+    def __str__(self) -> str:
+        return f"{self.job_id} [{self.lo}, {self.hi}) {self.status}"

@@ -1,21 +1,25 @@
-"""Rescore every lead under a rule set, set-based in id batches: a preview that writes nothing, or an apply.
+"""Rescore every lead under a rule set, set-based in id ranges: a preview that writes nothing, or an apply.
 
 A manager edits a draft rule set, previews it (how many leads change grade, the score distribution
-before and after, which stages would move), then applies it. Both are a ``RescoreJob`` run by
-``rescore_run`` in a worker, and both walk the leads with the same code, so the preview's figures are
-the apply's as long as no event arrives in between (``tests/scoring/test_rescore.py``).
+before and after, which stages would move), then applies it. Both are a ``RescoreJob``, split into
+parts of ``LEADCRM_RESCORE_BATCH_SIZE`` leads (``RescorePart``, by id range, merged leads excluded)
+that the worker processes share, ``LEADCRM_RESCORE_PARALLEL`` at a time. Preview and apply walk the
+leads with the same code, so the preview's figures are the apply's as long as no event arrives in
+between (``tests/scoring/test_rescore.py``).
 
-Per batch of ``LEADCRM_RESCORE_BATCH_SIZE`` leads (by id range, merged leads excluded):
+Per part:
 
 1. one query for the leads' fields and one grouped query for their interactions (per lead, type, day
    and the property values the rules filter on: the pipeline's ``lead_facts_for_batch`` buckets);
 2. ``CompiledRuleSet`` scores them (the engine's numbers, memoized; no worded breakdown);
 3. apply only: one ``UPDATE … FROM unnest(…)`` writes the score cards (``LeadScore``, the narrow table
    apart from the wide lead row) whose score or grade changes, and in the same transaction a second
-   writes the few leads whose stage moves; both guarded by what step 1 read. A lead that an event, the pipeline or a person changed meanwhile is
-   not overwritten with a stale score: it is marked dirty and the pipeline, already on the new rules,
-   scores it. Score history (rule, kind, points and count per rule that fired) and stage-change rows
-   for the written leads go in with two more set-based inserts.
+   writes the few leads whose stage moves; both guarded by what step 1 read. A lead that an event,
+   the pipeline or a person changed meanwhile is not overwritten with a stale score: it is marked
+   dirty and the pipeline, already on the new rules, scores it. Score history (rule, kind, points and
+   count per rule that fired) and stage-change rows for the written leads go in with two more
+   set-based inserts;
+4. the part's figures (a ``Tally``) are stored on it; the part that finishes last adds them up.
 
 Post-score hooks (assignment, nurturing) are the pipeline's per-lead work and are not run for a
 bulk rescore; see docs/scoring.md.
@@ -26,16 +30,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, connections, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, F, Max, Min, Prefetch
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -46,12 +50,23 @@ from leads.models import Interaction, Lead, LeadScore, LeadStageChange, Stage
 from leads.services.pipeline import stage_target
 from scoring import rules
 from scoring.compiled import CompiledRuleSet, Fired
-from scoring.models import RescoreJob, RescoreMode, RescoreStatus, ScoreHistory, ScoringRule, ScoringRuleSet
+from scoring.models import (
+    RescoreJob,
+    RescoreMode,
+    RescorePart,
+    RescorePartStatus,
+    RescoreStatus,
+    ScoreHistory,
+    ScoringRule,
+    ScoringRuleSet,
+)
 from scoring.services import event_property_columns, rule_set_activate, rule_set_from_row
 
 logger = logging.getLogger(__name__)
 
 BINS = 10  # score histogram: 0–9, 10–19, …, 90–100
+# Worth a retry of the part's task: the database went away for a moment.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 def rule_set_load(rule_set: ScoringRuleSet | int) -> rules.RuleSet:
@@ -93,6 +108,54 @@ class Tally:
         if target is not None:
             self.stage_moves += 1
             self.stages[target] += 1
+
+    def merge(self, other: Tally) -> None:
+        """Add another part's figures to these."""
+        for name in ("total", "changed_scores", "changed_grades", "stage_moves", "skipped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.before = [a + b for a, b in zip(self.before, other.before, strict=True)]
+        self.after = [a + b for a, b in zip(self.after, other.after, strict=True)]
+        self.grades_before.update(other.grades_before)
+        self.grades_after.update(other.grades_after)
+        self.grade_moves.update(other.grade_moves)
+        self.stages.update(other.stages)
+        for phase, seconds in other.phases.items():
+            self.phases[phase] += seconds
+
+    def as_json(self) -> dict[str, Any]:
+        """The figures as a part stores them (``RescorePart.tally``)."""
+        return {
+            "total": self.total,
+            "changed_scores": self.changed_scores,
+            "changed_grades": self.changed_grades,
+            "stage_moves": self.stage_moves,
+            "skipped": self.skipped,
+            "before": self.before,
+            "after": self.after,
+            "grades_before": dict(self.grades_before),
+            "grades_after": dict(self.grades_after),
+            "grade_moves": dict(self.grade_moves),
+            "stages": dict(self.stages),
+            "phases": dict(self.phases),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tally:
+        tally = cls(
+            total=data["total"],
+            changed_scores=data["changed_scores"],
+            changed_grades=data["changed_grades"],
+            stage_moves=data["stage_moves"],
+            skipped=data["skipped"],
+            before=list(data["before"]),
+            after=list(data["after"]),
+            grades_before=Counter(data["grades_before"]),
+            grades_after=Counter(data["grades_after"]),
+            grade_moves=Counter(data["grade_moves"]),
+            stages=Counter(data["stages"]),
+        )
+        tally.phases.update(data["phases"])
+        return tally
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -285,8 +348,45 @@ def _breakdown(ruleset: rules.RuleSet, fired: Sequence[Fired]) -> list[dict[str,
     ]
 
 
-def _write(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[list[_Row], list[int]]:
-    """Write the changed leads whose stored state is still what the batch read; return them and the rest."""
+class _BreakdownEncoder:
+    """``json.dumps(_breakdown(ruleset, fired), ensure_ascii=False)``, a few times faster.
+
+    An apply that changes every score writes a million history rows, and building a dict per rule
+    that fired, then encoding it, was a third of the Python time of the write. Each rule's JSON up
+    to its points is made once; per lead only the numbers are formatted (``repr`` of a float is
+    what ``json`` writes; ``tests/scoring/test_rescore.py`` compares the two).
+    """
+
+    def __init__(self, ruleset: rules.RuleSet) -> None:
+        self.heads = [
+            f'{{"rule": {json.dumps(rule.key, ensure_ascii=False)}, "kind": {json.dumps(rule.kind)}, "points": '
+            for rule in ruleset.rules
+        ]
+        # Leads with the same rules firing at the same ages share a breakdown, and leads with different
+        # breakdowns share most of their rules' entries: encode each breakdown and each entry once.
+        self.memo: dict[tuple[Fired, ...], str] = {}
+        self.entries: dict[Fired, str] = {}
+
+    def __call__(self, fired: tuple[Fired, ...]) -> str:
+        text = self.memo.get(fired)
+        if text is None:
+            text = self.memo[fired] = "[" + ", ".join([self._entry(one) for one in fired]) + "]"
+        return text
+
+    def _entry(self, fired: Fired) -> str:
+        text = self.entries.get(fired)
+        if text is None:
+            i, points, count = fired
+            text = self.entries[fired] = f'{self.heads[i]}{round(points, 2)!r}, "count": {count}}}'
+        return text
+
+
+def _write(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> list[int]:
+    """Write the changed leads whose stored state is still what the batch read; return the other leads' ids.
+
+    Those others (changed since the batch read them, or waiting for the pipeline then) are marked
+    dirty: the pipeline, on the new rule set already, scores them from their facts.
+    """
     for row in rows:
         if row.target is not None:
             # Passing straight to SQL also passes MQL: both stamps, first time only (as the pipeline does).
@@ -296,49 +396,119 @@ def _write(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[lis
     # A lead that was dirty when the batch read it is the pipeline's: it scores it under the new rules.
     clean = [row for row in rows if not row.dirty]
     if connection.vendor == "postgresql":
-        written_ids, moved_ids = _update_postgresql(clean, now)
+        missed = _cards_postgresql(clean, ruleset, now)
     else:
-        written_ids, moved_ids = set(), set()
-        for row in clean:
-            with transaction.atomic():
-                # The same guard as on PostgreSQL: the card's own columns as the batch read them.
-                updated = LeadScore.objects.filter(
+        missed = _cards_orm(clean, ruleset, now)
+    stale = [row.pk for row in rows if row.dirty or row.pk in missed]
+    moving = [row for row in clean if row.target is not None and row.pk not in missed]
+    _stages(moving, ruleset, now)
+    if stale:
+        Lead.objects.filter(pk__in=stale, dirty_since__isnull=True).update(dirty_since=now)
+    return stale
+
+
+def _cards_postgresql(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> set[int]:
+    """Write the rows' score cards where they are as read, and their history rows: one statement.
+
+    Only the narrow score table is written for a score or grade change (the point of LeadScore), and
+    the guard is the card's own columns (score, grade and ``score_updated_at`` as read): the pipeline
+    writes ``score_updated_at`` whenever it scores a lead, so a card it wrote meanwhile is left alone,
+    without a look at the lead row per card. The history rows are inserted in the same statement for
+    exactly the cards it wrote, so nothing but the few missed ids comes back. Returns those ids.
+    """
+    if not rows:
+        return set()
+    encode = _BreakdownEncoder(ruleset)
+    cards = connection.ops.quote_name(LeadScore._meta.db_table)
+    history = connection.ops.quote_name(ScoreHistory._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH v AS MATERIALIZED (SELECT * FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::text[],"
+            " %s::timestamptz[], %s::text[]) AS v(id, score, grade, old_score, old_grade, read_at, breakdown)),"
+            f" written AS (UPDATE {cards} AS s SET score = v.score, grade = v.grade, score_updated_at = %s FROM v"
+            " WHERE s.lead_id = v.id AND s.score = v.old_score AND s.grade = v.old_grade"
+            " AND s.score_updated_at IS NOT DISTINCT FROM v.read_at RETURNING s.lead_id),"
+            f" history AS (INSERT INTO {history} (lead_id, score, grade, breakdown, rule_set_version, at)"
+            " SELECT v.id, v.score, v.grade, v.breakdown::jsonb, %s, %s FROM v JOIN written ON written.lead_id = v.id"
+            " WHERE v.breakdown IS NOT NULL)"
+            " SELECT v.id FROM v WHERE NOT EXISTS (SELECT FROM written WHERE written.lead_id = v.id)",
+            [
+                pg_array([r.pk for r in rows]),
+                pg_array([r.new_score for r in rows]),
+                pg_array([r.new_grade for r in rows]),
+                pg_array([r.score for r in rows]),
+                pg_array([r.grade for r in rows]),
+                pg_array([r.score_updated_at for r in rows]),
+                # A breakdown only where the score or grade changes: a history row for those only.
+                pg_array([encode(r.fired) if r.new_score != r.score or r.new_grade != r.grade else None for r in rows]),
+                now,
+                ruleset.version,
+                now,
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _cards_orm(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> set[int]:
+    """``_cards_postgresql`` lead by lead, for SQLite (the embedded demo and the quick tests)."""
+    missed = set()
+    history = []
+    for row in rows:
+        # The same guard as on PostgreSQL: the card's own columns as the batch read them.
+        updated = LeadScore.objects.filter(
+            lead_id=row.pk, score=row.score, grade=row.grade, score_updated_at=row.score_updated_at
+        ).update(score=row.new_score, grade=row.new_grade, score_updated_at=now)
+        if not updated:
+            missed.add(row.pk)
+        elif (row.new_score, row.new_grade) != (row.score, row.grade):
+            history.append(
+                ScoreHistory(
                     lead_id=row.pk,
-                    score=row.score,
-                    grade=row.grade,
-                    score_updated_at=row.score_updated_at,
-                ).update(score=row.new_score, grade=row.new_grade, score_updated_at=now)
-                if updated:
-                    written_ids.add(row.pk)
-                moved = (
-                    updated
-                    and row.target is not None
-                    and Lead.objects.filter(pk=row.pk, stage=row.stage).update(
-                        stage=row.target, mql_at=row.mql_at, sql_at=row.sql_at, updated_at=now
-                    )
+                    score=row.new_score,
+                    grade=row.new_grade,
+                    breakdown=_breakdown(ruleset, row.fired),
+                    rule_set_version=ruleset.version,
+                    at=now,
                 )
-                if moved:
-                    moved_ids.add(row.pk)
-    written = [row for row in rows if row.pk in written_ids]
-    stale = [row.pk for row in rows if row.pk not in written_ids]
-    history = [row for row in written if (row.new_score, row.new_grade) != (row.score, row.grade)]
-    if connection.vendor == "postgresql":
-        _history_postgresql(history, ruleset, now)
-        history = []
-    ScoreHistory.objects.bulk_create(
-        [
-            ScoreHistory(
-                lead_id=row.pk,
-                score=row.new_score,
-                grade=row.new_grade,
-                breakdown=_breakdown(ruleset, row.fired),
-                rule_set_version=ruleset.version,
-                at=now,
             )
-            for row in history
-        ],
-        batch_size=2000,
-    )
+    ScoreHistory.objects.bulk_create(history, batch_size=2000)
+    return missed
+
+
+def _stages(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> None:
+    """Move the stages of the (few) leads whose card was written and whose new score crosses MQL/SQL.
+
+    Someone who moved the lead since the batch read it wins: the stage is written only where it is as
+    read, and only the leads moved get a stage-change row.
+    """
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {connection.ops.quote_name(Lead._meta.db_table)} AS l SET stage = v.stage,"
+                " mql_at = v.mql_at, sql_at = v.sql_at, updated_at = %s"
+                " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[])"
+                " AS v(id, stage, mql_at, sql_at, old_stage) WHERE l.id = v.id AND l.stage = v.old_stage"
+                " RETURNING l.id",
+                [
+                    now,
+                    pg_array([r.pk for r in rows]),
+                    pg_array([r.target for r in rows]),
+                    pg_array([r.mql_at for r in rows]),
+                    pg_array([r.sql_at for r in rows]),
+                    pg_array([r.stage for r in rows]),
+                ],
+            )
+            moved = {row[0] for row in cursor.fetchall()}
+    else:
+        moved = {
+            row.pk
+            for row in rows
+            if Lead.objects.filter(pk=row.pk, stage=row.stage).update(
+                stage=row.target, mql_at=row.mql_at, sql_at=row.sql_at, updated_at=now
+            )
+        }
     thresholds = ruleset.thresholds
     LeadStageChange.objects.bulk_create(
         [
@@ -349,97 +519,11 @@ def _write(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> tuple[lis
                 changed_at=now,
                 reason=f"score {row.new_score} ≥ {thresholds.sql if row.target == Stage.SQL else thresholds.mql}",
             )
-            for row in written
-            if row.target is not None and row.pk in moved_ids
+            for row in rows
+            if row.pk in moved and row.target is not None
         ],
         batch_size=2000,
     )
-    if stale:
-        # Changed since the batch read it: the pipeline, on the new rule set already, scores it from its facts.
-        Lead.objects.filter(pk__in=stale, dirty_since__isnull=True).update(dirty_since=now)
-    return written, stale
-
-
-def _history_postgresql(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -> None:
-    """One INSERT … SELECT FROM unnest for a batch's history rows (bulk_create builds a model per row)."""
-    if not rows:
-        return
-    table = connection.ops.quote_name(ScoreHistory._meta.db_table)
-    # Leads with the same rules firing at the same ages share a breakdown: encode each once.
-    memo: dict[tuple[Fired, ...], str] = {}
-
-    def encoded(fired: tuple[Fired, ...]) -> str:
-        text = memo.get(fired)
-        if text is None:
-            text = memo[fired] = json.dumps(_breakdown(ruleset, fired), ensure_ascii=False)
-        return text
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (lead_id, score, grade, breakdown, rule_set_version, at)"
-            " SELECT id, score, grade, breakdown::jsonb, %s, %s FROM unnest(%s::bigint[], %s::int[], %s::text[],"
-            " %s::text[]) AS v(id, score, grade, breakdown)",
-            [
-                ruleset.version,
-                now,
-                pg_array([r.pk for r in rows]),
-                pg_array([r.new_score for r in rows]),
-                pg_array([r.new_grade for r in rows]),
-                pg_array([encoded(r.fired) for r in rows]),
-            ],
-        )
-
-
-def _update_postgresql(rows: list[_Row], now: datetime) -> tuple[set[int], set[int]]:
-    """Write the rows' score cards where they are as read; move the few stages.
-
-    Only the narrow score table is written for a score or grade change (the point of LeadScore), and
-    the guard is the card's own columns (score, grade and ``score_updated_at`` as read): the pipeline
-    writes ``score_updated_at`` whenever it scores a lead, so a card it wrote meanwhile is left alone,
-    without a look at the lead row per card. The lead row itself is written only for a stage move,
-    with its stage as the batch read it as the guard.
-    """
-    leads_table = connection.ops.quote_name(Lead._meta.db_table)
-    # One transaction for both statements: the stage is written for exactly the cards written.
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {connection.ops.quote_name(LeadScore._meta.db_table)} AS s SET score = v.score,"
-            " grade = v.grade, score_updated_at = %s"
-            " FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[])"
-            " AS v(id, score, grade, old_score, old_grade, read_at)"
-            " WHERE s.lead_id = v.id AND s.score = v.old_score AND s.grade = v.old_grade"
-            " AND s.score_updated_at IS NOT DISTINCT FROM v.read_at"
-            " RETURNING s.lead_id",
-            [
-                now,
-                pg_array([r.pk for r in rows]),
-                pg_array([r.new_score for r in rows]),
-                pg_array([r.new_grade for r in rows]),
-                pg_array([r.score for r in rows]),
-                pg_array([r.grade for r in rows]),
-                pg_array([r.score_updated_at for r in rows]),
-            ],
-        )
-        written = {row[0] for row in cursor.fetchall()}
-        moving = [row for row in rows if row.target is not None and row.pk in written]
-        if not moving:
-            return written, set()
-        # Someone who moved the lead since the check above wins: the stage is written only where it is as read.
-        cursor.execute(
-            f"UPDATE {leads_table} AS l SET stage = v.stage, mql_at = v.mql_at, sql_at = v.sql_at, updated_at = %s"
-            " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[])"
-            " AS v(id, stage, mql_at, sql_at, old_stage) WHERE l.id = v.id AND l.stage = v.old_stage"
-            " RETURNING l.id",
-            [
-                now,
-                pg_array([r.pk for r in moving]),
-                pg_array([r.target for r in moving]),
-                pg_array([r.mql_at for r in moving]),
-                pg_array([r.sql_at for r in moving]),
-                pg_array([r.stage for r in moving]),
-            ],
-        )
-        return written, {row[0] for row in cursor.fetchall()}
 
 
 # --- Jobs ----------------------------------------------------------------------------------------
@@ -485,27 +569,171 @@ def rescore_job_create(*, rule_set: ScoringRuleSet, mode: str, created_by: Any =
     return job
 
 
-def rescore_run(*, job_id: int) -> RescoreJob | None:
-    """Run the job: claim it, (apply: activate its rule set), score every lead batch by batch, record figures.
+def _inline() -> bool:
+    """Run every part here, one after another: eager tasks (the embedded demo, tests) or inside a
+    transaction, where a worker could not see the job's rows."""
+    from leadcrm.celery import app
 
-    A redelivered task (the worker died) claims a job left running and starts it over; scores are
-    computed from facts, so running an apply twice writes the same result.
+    return bool(app.conf.task_always_eager) or connection.in_atomic_block
+
+
+def rescore_run(*, job_id: int) -> RescoreJob | None:
+    """Start the job: claim it, (apply: activate its rule set), split the leads into parts, run or queue them.
+
+    Parts are id ranges of ``LEADCRM_RESCORE_BATCH_SIZE`` leads (``RescorePart``). Inline, every part runs
+    here and the job is finished when this returns. With a broker, ``LEADCRM_RESCORE_PARALLEL`` parts are
+    queued as ``rescore_part_task`` and each finished part queues the next one: every worker process
+    takes a share of the job, and event tasks queued meanwhile run between two parts instead of waiting
+    for the whole job. The part that finishes last adds up the figures and finishes the job.
+
+    A redelivered task finds the parts made already and only queues more when fewer are in flight than
+    wanted; returns None for a job that is over.
     """
-    claimed = RescoreJob.objects.filter(pk=job_id, status__in=[RescoreStatus.PENDING, RescoreStatus.RUNNING]).update(
-        status=RescoreStatus.RUNNING, started_at=timezone.now(), processed=0
-    )
-    if not claimed:
-        return None
-    job = RescoreJob.objects.select_related("rule_set").get(pk=job_id)
-    try:
-        tally = _run(job)
-    except Exception as exc:
-        logger.exception("rescore job %s failed", job_id)
-        RescoreJob.objects.filter(pk=job_id).update(
-            status=RescoreStatus.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
+    with transaction.atomic():
+        job = (
+            RescoreJob.objects.select_for_update()
+            .select_related("rule_set")
+            .filter(pk=job_id, status__in=[RescoreStatus.PENDING, RescoreStatus.RUNNING])
+            .first()
         )
+        if job is None:
+            return None
+        if job.status == RescoreStatus.PENDING:
+            _plan(job)
+    if _inline():
+        for part_id in job.parts.exclude(status=RescorePartStatus.DONE).order_by("lo").values_list("pk", flat=True):
+            rescore_part_run(part_id=part_id, queue_next=False)
+    else:
+        _queue_more(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def _plan(job: RescoreJob) -> None:
+    """Claim a waiting job and make its parts (the job's row is locked by the caller)."""
+    if job.mode == RescoreMode.APPLY:
+        # First, so that the pipeline scores every lead it touches from now on with the new rules.
+        rule_set_activate(rule_set=job.rule_set)
+    now = timezone.now()
+    ranges = list(_id_ranges(settings.LEADCRM_RESCORE_BATCH_SIZE))
+    RescorePart.objects.bulk_create([RescorePart(job=job, lo=lo, hi=hi) for lo, hi in ranges])
+    job.status = RescoreStatus.RUNNING
+    job.started_at = now
+    job.processed = 0
+    job.total = Lead.objects.filter(merged_into__isnull=True).count()
+    job.save(update_fields=["status", "started_at", "processed", "total"])
+    if not ranges:
+        _finish(job, [])
+
+
+def _queue_more(job_id: int) -> None:
+    """Queue waiting parts until ``LEADCRM_RESCORE_PARALLEL`` are in flight (queued or running)."""
+    from scoring.tasks import rescore_part_task
+
+    with transaction.atomic():
+        job = RescoreJob.objects.select_for_update().filter(pk=job_id, status=RescoreStatus.RUNNING).first()
+        if job is None:
+            return
+        in_flight = job.parts.filter(status__in=[RescorePartStatus.QUEUED, RescorePartStatus.RUNNING]).count()
+        wanted = max(1, settings.LEADCRM_RESCORE_PARALLEL) - in_flight
+        if wanted <= 0:
+            return
+        ids = list(
+            job.parts.filter(status=RescorePartStatus.PENDING).order_by("lo").values_list("pk", flat=True)[:wanted]
+        )
+        RescorePart.objects.filter(pk__in=ids).update(status=RescorePartStatus.QUEUED, touched_at=timezone.now())
+        for part_id in ids:
+            transaction.on_commit(partial(rescore_part_task.delay, part_id))
+
+
+def rescore_part_run(*, part_id: int, queue_next: bool = True, last_attempt: bool = True) -> None:
+    """Read, score and (apply) write one part's leads; record its figures; queue the next part.
+
+    A part of a job that is over (done, or failed elsewhere) is not run. An error fails the part and
+    its job with the error shown to the manager, except a transient one with retries left
+    (``last_attempt`` False), which the task retries.
+    """
+    claimed = RescorePart.objects.filter(
+        pk=part_id,
+        status__in=[RescorePartStatus.PENDING, RescorePartStatus.QUEUED, RescorePartStatus.RUNNING],
+        job__status=RescoreStatus.RUNNING,
+    ).update(status=RescorePartStatus.RUNNING, touched_at=timezone.now())
+    if not claimed:
+        return
+    part = RescorePart.objects.select_related("job__rule_set").get(pk=part_id)
+    try:
+        tally = _run_part(part)
+    except Exception as exc:
+        if isinstance(exc, TRANSIENT_ERRORS) and not last_attempt:
+            raise
+        logger.exception("rescore job %s, part [%s, %s) failed", part.job_id, part.lo, part.hi)
+        if isinstance(exc, TRANSIENT_ERRORS):
+            connection.close()  # a broken connection: record the failure on a new one
+        _fail(part, exc)
         raise
-    RescoreJob.objects.filter(pk=job_id).update(
+    with transaction.atomic():
+        job = RescoreJob.objects.select_for_update().get(pk=part.job_id)  # part completions one at a time
+        done = RescorePart.objects.filter(pk=part_id, status=RescorePartStatus.RUNNING).update(
+            status=RescorePartStatus.DONE, tally=tally.as_json(), finished_at=timezone.now()
+        )
+        if not done or job.status != RescoreStatus.RUNNING:
+            return  # a duplicate delivery finished it first, or the job failed meanwhile
+        RescoreJob.objects.filter(pk=job.pk).update(processed=F("processed") + tally.total)
+        remaining = job.parts.exclude(status=RescorePartStatus.DONE)
+        if not remaining.exists():
+            _finish(job, [Tally.from_json(t) for t in job.parts.values_list("tally", flat=True)])
+            return
+    if queue_next:
+        _queue_more(part.job_id)
+
+
+def _run_part(part: RescorePart) -> Tally:
+    job = part.job
+    apply = job.mode == RescoreMode.APPLY
+    ruleset = rule_set_load(job.rule_set)
+    compiled = CompiledRuleSet(ruleset)
+    wants_attributes = any(
+        rule.condition is not None and rule.condition.field.startswith(rules.ATTR_PREFIX) for rule in ruleset.rules
+    )
+    tally = Tally()
+    now = timezone.now()
+    data = _read_batch(compiled, part.lo, part.hi, timezone.localdate(now), wants_attributes)
+    tally.phases["read"] += data.read_s
+    t0 = time.perf_counter()
+    batch = _score_rows(compiled, data, now, wants_attributes)
+    tally.phases["score"] += time.perf_counter() - t0
+    if apply:
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            stale = _write([row for row in batch if row.changes], ruleset, now)
+        tally.skipped += len(stale)
+        tally.phases["write"] += time.perf_counter() - t0
+    for row in batch:
+        tally.add(row.score, row.grade, row.new_score, row.new_grade, row.target)
+    return tally
+
+
+def _fail(part: RescorePart, exc: BaseException) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        RescorePart.objects.filter(pk=part.pk).update(status=RescorePartStatus.FAILED, finished_at=now)
+        RescoreJob.objects.filter(pk=part.job_id, status=RescoreStatus.RUNNING).update(
+            status=RescoreStatus.FAILED,
+            error=f"[{part.lo}, {part.hi}): {exc!r}"[:2000],
+            finished_at=now,
+        )
+
+
+def _finish(job: RescoreJob, tallies: list[Tally]) -> None:
+    """Add up the parts' figures and finish the job (its row is locked by the caller)."""
+    tally = Tally()
+    for part in tallies:
+        tally.merge(part)
+    finished = timezone.now()
+    summary = tally.summary()
+    if job.started_at is not None:
+        summary["elapsed_s"] = round((finished - job.started_at).total_seconds(), 1)
+    RescoreJob.objects.filter(pk=job.pk).update(
         status=RescoreStatus.DONE,
         total=tally.total,
         processed=tally.total,
@@ -513,84 +741,36 @@ def rescore_run(*, job_id: int) -> RescoreJob | None:
         changed_grades=tally.changed_grades,
         stage_moves=tally.stage_moves,
         skipped=tally.skipped,
-        summary=tally.summary(),
-        finished_at=timezone.now(),
+        summary=summary,
+        finished_at=finished,
     )
-    job.refresh_from_db()
-    return job
 
 
-def _write_batch(
-    rows: list[_Row], ruleset: rules.RuleSet, now: datetime, *, own_connection: bool = False
-) -> tuple[int, float]:
-    """Write one batch in its own transaction; return how many leads were left to the pipeline, and seconds.
+def rescore_sweep(*, stale_after_s: float | None = None) -> int:
+    """Re-send what a lost message left waiting (a Redis restart, a dead host); return how many sends.
 
-    ``own_connection``: called in a writer thread, whose connection is closed afterwards (a reconnect
-    per batch of thousands of rows costs nothing next to the writes, and no thread leaves one open).
+    A waiting job older than the limit is started again; a part queued or running that nobody has
+    touched for that long is sent again (a duplicate run only repeats guarded writes); a running job
+    with fewer parts in flight than wanted gets more. Run by beat (``rescore_sweep_task``).
     """
-    t0 = time.perf_counter()
-    try:
-        with transaction.atomic():
-            _written, stale = _write(rows, ruleset, now)
-    finally:
-        if own_connection:
-            connections.close_all()
-    return len(stale), time.perf_counter() - t0
+    from scoring.tasks import rescore_part_task, rescore_run_task
 
-
-def _run(job: RescoreJob) -> Tally:
-    apply = job.mode == RescoreMode.APPLY
-    if apply:
-        # First, so that the pipeline scores every lead it touches from now on with the new rules.
-        rule_set_activate(rule_set=job.rule_set)
-    ruleset = rule_set_load(job.rule_set)
-    compiled = CompiledRuleSet(ruleset)
-    wants_attributes = any(
-        rule.condition is not None and rule.condition.field.startswith(rules.ATTR_PREFIX) for rule in ruleset.rules
+    limit = timezone.now() - timedelta(seconds=stale_after_s or settings.LEADCRM_RESCORE_STALE_S)
+    sent = 0
+    for job_id in RescoreJob.objects.filter(status=RescoreStatus.PENDING, created_at__lt=limit).values_list(
+        "pk", flat=True
+    ):
+        rescore_run_task.delay(job_id)
+        sent += 1
+    stale = RescorePart.objects.filter(
+        job__status=RescoreStatus.RUNNING,
+        status__in=[RescorePartStatus.QUEUED, RescorePartStatus.RUNNING],
+        touched_at__lt=limit,
     )
-    total = Lead.objects.filter(merged_into__isnull=True).count()
-    RescoreJob.objects.filter(pk=job.pk).update(total=total)
-    size = settings.LEADCRM_RESCORE_BATCH_SIZE
-    tally = Tally()
-    now = timezone.now()
-    # On PostgreSQL the writes run on LEADCRM_RESCORE_WRITERS other connections while the next batches
-    # are read and scored: writing is PostgreSQL maintaining every lead index for every changed row, by
-    # far the largest cost when many scores move, and it then uses every core. Inside a transaction (the
-    # tests) another connection could not see the rows, so it all runs inline.
-    overlap = apply and connection.vendor == "postgresql" and not connection.in_atomic_block
-    writers = max(1, settings.LEADCRM_RESCORE_WRITERS) if overlap else 0
-    pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="rescore-writer") if writers else None
-    pending: deque[Future[tuple[int, float]]] = deque()
-
-    def settle(in_flight: int) -> None:
-        """Wait until at most ``in_flight`` batches are being written (memory stays a few batches deep)."""
-        while len(pending) > in_flight:
-            stale, seconds = pending.popleft().result()
-            tally.skipped += stale
-            tally.phases["write"] += seconds
-
-    today = timezone.localdate(now)
-    try:
-        for lo, hi in _id_ranges(size):
-            data = _read_batch(compiled, lo, hi, today, wants_attributes)
-            tally.phases["read"] += data.read_s
-            t0 = time.perf_counter()
-            batch = _score_rows(compiled, data, now, wants_attributes)
-            tally.phases["score"] += time.perf_counter() - t0
-            if apply:
-                changed = [row for row in batch if row.changes]
-                if pool is not None:
-                    settle(writers - 1)
-                    pending.append(pool.submit(_write_batch, changed, ruleset, now, own_connection=True))
-                else:
-                    stale, seconds = _write_batch(changed, ruleset, now)
-                    tally.skipped += stale
-                    tally.phases["write"] += seconds
-            for row in batch:
-                tally.add(row.score, row.grade, row.new_score, row.new_grade, row.target)
-            RescoreJob.objects.filter(pk=job.pk).update(processed=F("processed") + len(batch))
-        settle(0)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
-    return tally
+    for part_id in stale.values_list("pk", flat=True):
+        RescorePart.objects.filter(pk=part_id).update(touched_at=timezone.now())
+        rescore_part_task.delay(part_id)
+        sent += 1
+    for job_id in RescoreJob.objects.filter(status=RescoreStatus.RUNNING).values_list("pk", flat=True):
+        _queue_more(job_id)
+    return sent

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,43 @@ def predictive_train_scheduled_task() -> None:
     max_retries=3,
 )
 def rescore_run_task(job_id: int) -> None:
-    """Preview or apply a rule set over every lead (``scoring.rescore``); a redelivery starts the job over."""
+    """Start a preview or an apply (queued on commit when it is requested): split it into parts, queue them.
+
+    A redelivery finds the parts made already and only queues what is missing.
+    """
     from scoring.rescore import rescore_run
 
     rescore_run(job_id=job_id)
+
+
+PART_RETRIES = 3
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=PART_RETRIES)
+def rescore_part_task(self: Task[[int], None], part_id: int) -> None:
+    """Read, score and (apply) write one id range of a rescore, then queue the next waiting part.
+
+    Queued by the job's start and by each finished part. Running it twice repeats guarded writes of
+    scores computed from facts: the same result; a part already done is not run again. A transient
+    database error is retried with backoff; any other error, or the last retry, fails the job with it.
+    """
+    from scoring.rescore import rescore_part_run
+
+    last_attempt = self.request.retries >= PART_RETRIES
+    try:
+        rescore_part_run(part_id=part_id, last_attempt=last_attempt)
+    except TRANSIENT_ERRORS as exc:
+        if last_attempt:
+            raise
+        raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def rescore_sweep_task() -> None:
+    """Beat, every minute: re-send rescore jobs and parts whose message was lost (a Redis restart).
+
+    Running it twice sends a part twice at worst, which only repeats its guarded writes.
+    """
+    from scoring.rescore import rescore_sweep
+
+    rescore_sweep()

@@ -185,6 +185,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "sweep-rescore-jobs": {
+        "task": "scoring.tasks.rescore_sweep_task",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     # Retrain the predictive score on the outcomes known so far (it replaces the active one only if as good).
     "train-predictive-model": {
         "task": "scoring.tasks.predictive_train_scheduled_task",
@@ -265,11 +270,13 @@ LEADCRM_PIPELINE_TIME_BUDGET = env.float("LEADCRM_PIPELINE_TIME_BUDGET", default
 LEADCRM_DIRTY_SWEEP_AFTER = env.int("LEADCRM_DIRTY_SWEEP_AFTER", default=30)
 # Test-only: seconds of sleep per lead in a batch, so a test can kill a worker mid-batch.
 LEADCRM_PIPELINE_SLOWDOWN_S = env.float("LEADCRM_PIPELINE_SLOWDOWN_S", default=0.0)
-# Leads per batch when a rule set is previewed or applied to every lead (scoring.rescore): bigger
-# batches read the interaction table fewer times (about 100 MB of Python objects at 100k).
+# Leads per part when a rule set is previewed or applied to every lead (scoring.rescore): bigger
+# parts read the interaction table fewer times (about 100 MB of Python objects at 100k).
 LEADCRM_RESCORE_BATCH_SIZE = env.int("LEADCRM_RESCORE_BATCH_SIZE", default=100_000)
-# Connections writing a rescore's changed leads in parallel (PostgreSQL; one core each at most).
-LEADCRM_RESCORE_WRITERS = env.int("LEADCRM_RESCORE_WRITERS", default=2)
+# Parts of one rescore queued at a time: as many as worker processes should share it (one core each).
+LEADCRM_RESCORE_PARALLEL = env.int("LEADCRM_RESCORE_PARALLEL", default=2)
+# A rescore job waiting, or a part queued or running, untouched this long (seconds) is sent again.
+LEADCRM_RESCORE_STALE_S = env.int("LEADCRM_RESCORE_STALE_S", default=600)
 # Events API limits.
 LEADCRM_EVENTS_MAX_BATCH = env.int("LEADCRM_EVENTS_MAX_BATCH", default=1000)
 LEADCRM_EVENTS_MAX_PROPERTIES_BYTES = env.int("LEADCRM_EVENTS_MAX_PROPERTIES_BYTES", default=16 * 1024)

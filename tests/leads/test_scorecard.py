@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from leads.models import Lead, LeadScore
@@ -54,6 +54,26 @@ def test_a_raw_delete_of_a_lead_deletes_its_card_in_the_database() -> None:
         cursor.execute("DELETE FROM leads_lead WHERE id = %s", [lead.pk])
 
     assert not LeadScore.objects.filter(lead_id=lead.pk).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="constraints read from PostgreSQL's catalogue")
+def test_a_card_insert_checks_its_lead_once_through_the_cascading_key() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, confdeltype FROM pg_constraint"
+            " WHERE conrelid = 'leads_leadscore'::regclass AND contype = 'f'"
+        )
+        keys = cursor.fetchall()
+
+    assert keys == [("leads_leadscore_lead_id_fk", "c")]  # one key, ON DELETE CASCADE
+    with pytest.raises(IntegrityError):
+        _insert_card_checked(lead_id=987654321)  # no such lead
+
+
+def _insert_card_checked(*, lead_id: int) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO leads_leadscore (lead_id, score, grade) VALUES (%s, 0, '')", [lead_id])
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # deferred keys are checked here
 
 
 def test_priority_is_score_plus_the_probability_in_points() -> None:
