@@ -126,24 +126,31 @@ class CompiledRuleSet:
             if holds and rule.points != 0:
                 fired.append((index, rule.points, 0))
         if buckets and self._events:
-            terms: dict[int, list[float]] = {}
-            latest: dict[int, int] = {}
-            counts: dict[int, int] = {}
+            # Per rule that matched: [its terms (count × decay weight), events counted, youngest age].
+            matched: dict[int, list[Any]] = {}
+            events = self._events
+            matches = self._matches
             for event_type, age, count, properties in buckets:
-                if count <= 0 or event_type not in self._events:
+                if count <= 0 or event_type not in events:
                     continue
-                for index, weight in self._matches(event_type, age, properties):
-                    terms.setdefault(index, []).append(count * weight)
-                    counts[index] = counts.get(index, 0) + count
-                    if index not in latest or age < latest[index]:
-                        latest[index] = age
-            for index in sorted(terms):
+                for index, weight in matches(event_type, age, properties):
+                    entry = matched.get(index)
+                    if entry is None:
+                        matched[index] = [[count * weight], count, age]
+                    else:
+                        entry[0].append(count * weight)
+                        entry[1] += count
+                        if age < entry[2]:
+                            entry[2] = age
+            for index in sorted(matched):
+                terms, total_count, youngest = matched[index]
                 rule = self.ruleset.rules[index]
                 if rule.once:
                     half_life = self.ruleset.half_life_days if rule.half_life_days is None else rule.half_life_days
-                    weight, counted = rules.decay(latest[index], half_life), 1
+                    weight, counted = rules.decay(youngest, half_life), 1
                 else:
-                    weight, counted = math.fsum(terms[index]), counts[index]
+                    # fsum of one term is the term itself: skip the call for the common single bucket.
+                    weight, counted = (terms[0] if len(terms) == 1 else math.fsum(terms)), total_count
                 points = rule.points * weight
                 if rule.cap is not None and abs(points) > abs(rule.cap):
                     points = math.copysign(abs(rule.cap), points)
