@@ -259,6 +259,9 @@ LEADCRM_DEFAULT_PHONE_REGION = env.str("LEADCRM_DEFAULT_PHONE_REGION", default="
 LEADCRM_QUERY_COUNT_HEADER = env.bool("LEADCRM_QUERY_COUNT_HEADER", default=False)
 # Largest campaign-list file accepted for import (bytes); the upload itself is streamed to disk.
 LEADCRM_IMPORT_MAX_BYTES = env.int("LEADCRM_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+# Database connections that write an import's chunks at once (PostgreSQL): each chunk's database work
+# (indexes, foreign-key checks) is single-threaded in its backend, so two writers use two cores.
+LEADCRM_IMPORT_WRITERS = env.int("LEADCRM_IMPORT_WRITERS", default=2)
 
 # --- Event pipeline (issue #4) ---------------------------------------------------------------
 # Dotted paths of post-score hooks, called per processed lead: hook(lead=, result=, previous_score=, previous_stage=).

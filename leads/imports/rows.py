@@ -9,6 +9,7 @@ custom attribute instead, so no data in the file is lost.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -19,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.utils.translation import gettext as _
 
-from common.normalize import normalize_phone, normalize_text
+from common.normalize import normalize_phone
 from leads.imports.mapping import ATTR_PREFIX
 from leads.models import CompanySize, Lead, SourceChannel
 
@@ -40,10 +41,13 @@ _PHONE_NOISE = re.compile(r"[\s\-().]")
 
 
 def clean_text(value: str) -> str:
-    """``normalize_text`` without the NFKC pass for ASCII text, which NFKC leaves unchanged (most cells)."""
+    """``normalize_text`` without the NFKC pass for ASCII text, which NFKC leaves unchanged (most cells).
+
+    Inlined rather than calling ``normalize_text``: it runs for every text cell of a list.
+    """
     if value.isascii():
         return " ".join(value.split())
-    return normalize_text(value)
+    return " ".join(unicodedata.normalize("NFKC", value).split())
 
 
 @cache

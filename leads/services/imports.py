@@ -9,6 +9,10 @@ empty fields are filled, a differing value is kept on the timeline as ``field_co
 lead written is marked dirty in that same write; the pipeline scores them all after the job. The
 job's counters are updated in the same transaction as the chunk's rows, so they are always true and
 a job that dies half-way resumes exactly after the last committed chunk.
+
+On PostgreSQL two connections (``LEADCRM_IMPORT_WRITERS``) write alternate chunks side by side, so the
+database's share of the work (indexes, foreign-key checks at commit) runs in two backends on two
+cores; ``_Turns`` keeps their locks and commits in file order (see there why that is enough).
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import threading
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from itertools import islice
 from typing import IO, Any, cast
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -299,6 +306,17 @@ def _built_chunks(
         thread.join()
 
 
+def _writer_count() -> int:
+    """How many connections write chunks at once: one unless this runs outside any transaction on PostgreSQL.
+
+    A second writer needs its own connection, which cannot see an enclosing transaction's rows (a test
+    run inside one) and which SQLite would serialize anyway.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return max(1, int(settings.LEADCRM_IMPORT_WRITERS))
+
+
 def _run(job: ImportJob) -> None:
     with job.file.open("rb") as stored:
         raw = _raw_file(stored)
@@ -311,9 +329,13 @@ def _run(job: ImportJob) -> None:
         tag_ids = _tag_ids(job.tags)
         chunks = _built_chunks(islice(rows, offset, None), info.headers, job.mapping)
         try:
-            for chunk in chunks:
-                _import_chunk(job, chunk, offset=offset, job_tag_ids=tag_ids)
-                offset += len(chunk)
+            writers = _writer_count()
+            if writers == 1:
+                for chunk in chunks:
+                    _import_chunk(job, chunk, offset=offset, job_tag_ids=tag_ids)
+                    offset += len(chunk)
+            else:
+                _Pipeline(job, chunks, offset=offset, job_tag_ids=tag_ids).run(writers)
         finally:
             chunks.close()  # stops the reader thread …
             rows.close()  # … before the file closes under it
@@ -330,6 +352,163 @@ def _run(job: ImportJob) -> None:
         # them all, set-based, once the job is done.
         if locked.created or locked.updated:
             pipeline_enqueue_on_commit()
+
+
+class _Abandoned(Exception):
+    """An earlier chunk failed, so this one rolls back: the job's rows stay committed in file order."""
+
+
+class _Turns:
+    """The order chunk transactions keep when several run at once; a chunk's turn is its index.
+
+    Chunk *k* takes its identity locks (and, updating, its matched leads' row locks) only after chunk
+    *k − 1* holds all of its own, and commits only after chunk *k − 1* has committed. So an earlier
+    chunk never waits for a later one (no deadlock that PostgreSQL could not see), and the job's
+    ``processed`` counter only ever moves past committed rows. A person both chunks share is taken
+    from chunk *k − 1*'s findings in skip mode (``locks_held``); otherwise chunk *k* waits on the lock
+    and then finds chunk *k − 1*'s lead in the database. Everything between (the COPYs, the deferred
+    foreign-key checks of the chunk before) runs side by side.
+    """
+
+    def __init__(self, first: int) -> None:
+        self._changed = threading.Condition()
+        self._locked = first - 1  # last chunk holding its locks
+        self._committed = first - 1  # last chunk committed
+        self._failed_from: int | None = None  # chunks from this index on must not commit
+        self._resolved: dict[int, _Resolved] = {}  # what the chunk in flight found for the people it locked
+
+    def failed(self, index: int) -> None:
+        with self._changed:
+            if self._failed_from is None or index < self._failed_from:
+                self._failed_from = index
+            self._changed.notify_all()
+
+    def stopped(self, index: int) -> bool:
+        with self._changed:
+            return self._failed_from is not None and self._failed_from <= index
+
+    def _wait(self, index: int, done: str) -> None:
+        with self._changed:
+            while getattr(self, done) < index - 1:
+                if self._failed_from is not None and self._failed_from < index:
+                    raise _Abandoned
+                self._changed.wait()
+            if self._failed_from is not None and self._failed_from < index:
+                raise _Abandoned
+
+    def _mark(self, index: int, done: str) -> None:
+        with self._changed:
+            setattr(self, done, max(getattr(self, done), index))
+            self._changed.notify_all()
+
+    def before_locks(self, index: int) -> _Resolved:
+        """Wait for the chunk before to hold its locks; what it found for them (see ``locks_held``)."""
+        self._wait(index, "_locked")
+        with self._changed:
+            self._resolved.pop(index - 2, None)
+            return self._resolved.get(index - 1, {})
+
+    def locks_held(self, index: int, resolved: _Resolved) -> None:
+        """Chunk ``index`` holds its locks; ``resolved`` maps the identities it locked to the lead they are.
+
+        The next chunk takes those people from here instead of locking them again, which would make
+        it wait for this whole chunk to commit (adjacent chunks of a list share a few people as a rule).
+        """
+        with self._changed:
+            self._resolved[index] = resolved
+        self._mark(index, "_locked")
+
+    def before_commit(self, index: int) -> None:
+        self._wait(index, "_committed")
+
+    def committed(self, index: int) -> None:
+        self._mark(index, "_committed")
+
+
+# ("email" | "phone", value) → (lead id, the import that created it); the lead id is 0 for a lead the
+# chunk is creating (a skip reason names no id for a row of the same file).
+_Resolved = dict[tuple[str, str], tuple[int, int | None]]
+
+
+@dataclass
+class _Turn:
+    """One chunk's place in the order (``None`` where chunks run one after another)."""
+
+    turns: _Turns
+    index: int
+
+
+class _Pipeline:
+    """Chunks written by several connections at once: this thread and ``writers - 1`` more.
+
+    Each writer takes the next chunk in file order, so at most ``writers`` chunk transactions are
+    open; ``_Turns`` keeps their locks and commits in file order. The first failure (by chunk, not
+    by time) is raised once every writer has stopped; the chunks before it are committed, the ones
+    after it rolled back, and the job's counters say where a rerun resumes.
+    """
+
+    def __init__(self, job: ImportJob, chunks: Iterator[list[Row]], *, offset: int, job_tag_ids: dict[str, int]):
+        self.job, self.chunks, self.offset, self.job_tag_ids = job, chunks, offset, job_tag_ids
+        self.index = 0
+        self.turns = _Turns(first=0)
+        self.taking = threading.Lock()
+        self.errors: list[tuple[int, BaseException]] = []
+        self.language = translation.get_language()
+
+    def _next(self) -> tuple[int, int, list[Row]] | None:
+        """The next chunk with its index and offset; ``None`` when the file is done or a chunk failed."""
+        with self.taking:
+            index = self.index
+            if self.turns.stopped(index):
+                return None
+            try:
+                chunk = next(self.chunks)
+            except StopIteration:
+                return None
+            except BaseException as exc:  # the reader's error: the chunks before this one still commit
+                self.errors.append((index, exc))
+                self.turns.failed(index)
+                return None
+            offset = self.offset
+            self.index, self.offset = index + 1, offset + len(chunk)
+            return index, offset, chunk
+
+    def _write(self) -> None:
+        while (taken := self._next()) is not None:
+            index, offset, chunk = taken
+            try:
+                _import_chunk(
+                    self.job, chunk, offset=offset, job_tag_ids=self.job_tag_ids, turn=_Turn(self.turns, index)
+                )
+            except _Abandoned:
+                return
+            except BaseException as exc:
+                with self.taking:
+                    self.errors.append((index, exc))
+                self.turns.failed(index)
+                return
+
+    def _writer_thread(self) -> None:
+        try:
+            with translation.override(self.language):
+                self._write()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def run(self, writers: int) -> None:
+        threads = [
+            threading.Thread(target=self._writer_thread, name=f"import-writer-{n}", daemon=True)
+            for n in range(1, writers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._write()
+        finally:
+            for thread in threads:
+                thread.join()
+        if self.errors:
+            raise min(self.errors, key=lambda error: error[0])[1]
 
 
 def _tag_ids(names: Iterable[str]) -> dict[str, int]:
@@ -429,7 +608,9 @@ def _merge_into_new(first: Row, row: Row) -> None:
     first.tags = sorted({*first.tags, *row.tags})
 
 
-def _import_chunk(job: ImportJob, rows: list[Row], *, offset: int, job_tag_ids: dict[str, int]) -> None:
+def _import_chunk(
+    job: ImportJob, rows: list[Row], *, offset: int, job_tag_ids: dict[str, int], turn: _Turn | None = None
+) -> None:
     counts = _Counts()
     errors: list[dict[str, Any]] = []
     for row in rows:
@@ -438,19 +619,34 @@ def _import_chunk(job: ImportJob, rows: list[Row], *, offset: int, job_tag_ids: 
             errors.append(_skipped(job, row, " ".join(row.errors)))
     good = [row for row in rows if not row.errors]
     dedupe = job.on_duplicate != OnDuplicate.CREATE
+    # Tags the rows name are made before the chunk's transaction (committed at once, harmless if the
+    # chunk rolls back): a tag created inside it would make a concurrent chunk naming it wait for this
+    # one's commit, which may itself wait for that chunk's turn.
+    row_tag_ids = _tag_ids({tag for row in good for tag in row.tags})
 
     with transaction.atomic():
-        locked = ImportJob.objects.select_for_update().only("status", "processed").get(pk=job.pk)
-        if locked.status != ImportStatus.RUNNING or locked.processed != offset:
-            raise _Superseded
-
         # e-mail / phone → (lead id, the import that created it)
         by_email: dict[str, tuple[int, int | None]] = {}
         by_phone: dict[str, tuple[int, int | None]] = {}
         current: dict[int, dict[str, Any]] = {}
+        skip = job.on_duplicate == OnDuplicate.SKIP
+        # In skip mode, the people the chunk before (still in flight, holding their locks) has resolved
+        # are taken from it: it found them in the database under its locks, or is creating them now,
+        # and this chunk cannot commit unless it does. Updating needs the lead's locked row: no shortcut.
+        earlier = turn.turns.before_locks(turn.index) if turn is not None else {}
+        if not skip:
+            earlier = {}
         if dedupe:
             emails = {row.email for row in good if row.email}
             phones = {row.phone for row in good if row.phone}
+            for email in emails:
+                if ("email", email) in earlier:
+                    by_email[email] = earlier["email", email]
+            for phone in phones:
+                if ("phone", phone) in earlier:
+                    by_phone[phone] = earlier["phone", phone]
+            emails.difference_update(by_email)
+            phones.difference_update(by_phone)
             # Web-form intake of one of these people waits for this chunk (and this chunk for it).
             _lock_identities(emails, phones)
             # The oldest lead wins (iterated last), as in single-lead intake.
@@ -461,6 +657,8 @@ def _import_chunk(job: ImportJob, rows: list[Row], *, offset: int, job_tag_ids: 
                     by_phone[phone] = (lead_id, lead_job_id)
             if job.on_duplicate == OnDuplicate.UPDATE and (by_email or by_phone):
                 current = _locked_values({v[0] for v in by_email.values()} | {v[0] for v in by_phone.values()})
+        if turn is not None and not skip:
+            turn.turns.locks_held(turn.index, {})
         reasons = _Reasons()
 
         new_rows: list[Row] = []
@@ -468,7 +666,6 @@ def _import_chunk(job: ImportJob, rows: list[Row], *, offset: int, job_tag_ids: 
         new_by_phone: dict[str, Row] = {}
         matches: dict[int, _Match] = {}
         conflicts: list[dict[str, Any]] = []
-        skip = job.on_duplicate == OnDuplicate.SKIP
         for row in good:
             email, phone = row.email, row.phone
             if dedupe:
@@ -504,11 +701,29 @@ def _import_chunk(job: ImportJob, rows: list[Row], *, offset: int, job_tag_ids: 
             if phone:
                 new_by_phone.setdefault(phone, row)
 
+        if turn is not None and skip:
+            # What this chunk found for the people it locked: the database's leads, and its new ones.
+            resolved: _Resolved = {("email", e): by_email[e] for e in emails if e in by_email}
+            resolved.update((("phone", p), by_phone[p]) for p in phones if p in by_phone)
+            resolved.update((("email", e), (0, job.pk)) for e in new_by_email)
+            resolved.update((("phone", p), (0, job.pk)) for p in new_by_phone)
+            turn.turns.locks_held(turn.index, resolved)
+
         now = timezone.now()
-        _create_leads(job, new_rows, now, job_tag_ids)
-        _update_leads(job, list(matches.values()), conflicts, now, job_tag_ids)
+        _create_leads(job, new_rows, now, job_tag_ids, row_tag_ids)
+        _update_leads(job, list(matches.values()), conflicts, now, job_tag_ids, row_tag_ids)
         counts.created = len(new_rows)
         _insert(ImportRowError, errors, common={"job_id": job.pk})
+
+        # The job's row is locked last, just before the commit, so that chunks in flight do their work side
+        # by side and only queue here. ``processed`` must still be where this chunk starts: a second
+        # worker running the same job (a redelivered task) finds it moved and rolls back.
+        if turn is not None:
+            turn.turns.before_commit(turn.index)
+        locked = ImportJob.objects.select_for_update(no_key=connection.vendor == "postgresql")
+        state = locked.only("status", "processed").get(pk=job.pk)
+        if state.status != ImportStatus.RUNNING or state.processed != offset:
+            raise _Superseded
         ImportJob.objects.filter(pk=job.pk).update(
             processed=F("processed") + len(rows),
             created=F("created") + counts.created,
@@ -516,6 +731,8 @@ def _import_chunk(job: ImportJob, rows: list[Row], *, offset: int, job_tag_ids: 
             skipped=F("skipped") + counts.skipped,
             failed=F("failed") + counts.failed,
         )
+    if turn is not None:
+        turn.turns.committed(turn.index)
 
 
 def _lines(values: Iterable[str]) -> str:
@@ -597,7 +814,8 @@ def _insert(
     common = common or {}
     fields = [f for f in model._meta.concrete_fields if not f.generated and (with_ids or not f.primary_key)]
     if connection.vendor != "postgresql":
-        objs = model._default_manager.bulk_create([model(**{**common, **row}) for row in rows], batch_size=1000)
+        plain = [{k: json.loads(v) if isinstance(v, _JsonText) else v for k, v in row.items()} for row in rows]
+        objs = model._default_manager.bulk_create([model(**{**common, **row}) for row in plain], batch_size=1000)
         return [obj.pk for obj in objs] if with_ids else []
     ids: list[int] = []
     pk = model._meta.pk
@@ -609,26 +827,58 @@ def _insert(
                 [model._meta.db_table, pk.column, len(rows)],
             )
             ids = [row[0] for row in cursor.fetchall()]
-        # Each row starts from a template (defaults and shared values, JSON already encoded) and sets
-        # only its own keys: a lead row has ~10 values of its ~40 columns.
+        # Each row starts from a template (defaults and shared values, already in COPY's text format) and
+        # sets only its own keys: a lead row has ~10 values of its ~40 columns. Writing the text ourselves
+        # costs a third of psycopg's ``write_row``, which adapts every value of every row by its type.
         json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
         position = {f.attname: i for i, f in enumerate(fields)}
-        template: list[Any] = []
+        template: list[str] = []
         for f in fields:
             value = common[f.attname] if f.attname in common else f.get_default()
-            template.append(_to_json(value) if f.attname in json_fields else value)
+            template.append(_copy_text(_json_text(value) if f.attname in json_fields else value))
         pk_position = position[pk.attname] if with_ids else -1
+        lines: list[str] = []
+        for index, row in enumerate(rows):
+            values = template.copy()
+            for name, value in row.items():
+                values[position[name]] = _copy_text(_json_text(value) if name in json_fields else value)
+            if with_ids:
+                values[pk_position] = str(ids[index])
+            lines.append("\t".join(values))
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
         table = connection.ops.quote_name(model._meta.db_table)
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for index, row in enumerate(rows):
-                values = template.copy()
-                for name, value in row.items():
-                    values[position[name]] = _to_json(value) if name in json_fields else value
-                if with_ids:
-                    values[pk_position] = ids[index]
-                copy.write_row(values)
+            copy.write("\n".join(lines) + "\n")
     return ids
+
+
+def _copy_text(value: Any) -> str:
+    """A value in COPY's text format: NULL as ``\\N``; backslashes, tabs and line breaks in text escaped."""
+    if isinstance(value, str):
+        text = value
+    elif value is None:
+        return "\\N"
+    elif isinstance(value, bool):
+        return "t" if value else "f"
+    elif isinstance(value, int | float):
+        return str(value)
+    elif isinstance(value, datetime | date):
+        text = value.isoformat()
+    elif isinstance(value, Decimal | UUID):
+        text = str(value)
+    else:
+        raise TypeError(f"no COPY text for {type(value).__name__}")
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+class _JsonText(str):
+    """A JSON value already encoded (for a JSON column of ``_insert``): written as it is, not encoded again."""
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, _JsonText) else _to_json(value)
 
 
 def _update(model: type[Model], objs: Sequence[Model], field_names: list[str]) -> None:
@@ -665,7 +915,9 @@ def _update(model: type[Model], objs: Sequence[Model], field_names: list[str]) -
         cursor.execute(f"DROP TABLE {scratch}")
 
 
-def _create_leads(job: ImportJob, rows: list[Row], now: Any, job_tag_ids: dict[str, int]) -> None:
+def _create_leads(
+    job: ImportJob, rows: list[Row], now: Any, job_tag_ids: dict[str, int], row_tags: dict[str, int]
+) -> None:
     if not rows:
         return
     base = {
@@ -688,16 +940,17 @@ def _create_leads(job: ImportJob, rows: list[Row], now: Any, job_tag_ids: dict[s
         common={"from_stage": "", "to_stage": Stage.NEW, "changed_by_id": job.created_by_id, "changed_at": now,
                 "reason": ""},
     )  # fmt: skip
-    # One timeline event per lead: where it came from (file, line) is what a rep asks first.
+    # One timeline event per lead: where it came from (file, line) is what a rep asks first. Its JSON is
+    # the chunk's but for the line number, so it is encoded once: {"import_job": …, "file": …, "line": <n>}.
+    head = _to_json({"import_job": job.pk, "file": job.original_filename})[:-1] + ', "line": '
     _insert(
         Interaction,
         [
-            {"lead_id": lead_id, "properties": {"import_job": job.pk, "file": job.original_filename, "line": row.line}}
+            {"lead_id": lead_id, "properties": _JsonText(f"{head}{row.line}}}")}
             for lead_id, row in zip(ids, rows, strict=True)
         ],
         common=_event_values(job, now),
     )
-    row_tags = _tag_ids({tag for row in rows for tag in row.tags})
     _insert(
         Lead.tags.through,
         [
@@ -714,11 +967,15 @@ def _event_values(job: ImportJob, now: Any) -> dict[str, Any]:
 
 
 def _update_leads(
-    job: ImportJob, matches: list[_Match], conflicts: list[dict[str, Any]], now: Any, job_tag_ids: dict[str, int]
+    job: ImportJob,
+    matches: list[_Match],
+    conflicts: list[dict[str, Any]],
+    now: Any,
+    job_tag_ids: dict[str, int],
+    row_tags: dict[str, int],
 ) -> None:
     if not matches:
         return
-    row_tags = _tag_ids({t for m in matches for t in m.row_tags})
     by_id = {m.pk: m for m in matches}
     wanted = [
         (m.pk, tag_id)

@@ -82,6 +82,31 @@ def test_an_import_creates_normalized_leads_with_history_tags_and_a_timeline_eve
     assert event.properties == {"import_job": job.pk, "file": "list.csv", "line": 2}
 
 
+def test_the_timeline_event_keeps_a_file_name_with_quotes_backslashes_and_tabs(run_import, org: Org) -> None:
+    name = 'Q3 "expo" list\\part\t2 — 展会.csv'
+
+    job = run_import("name,email,tags\nAnn,ann@example.com,vip\n", name=name, tags=["expo"])
+
+    lead = Lead.objects.get()
+    event = Interaction.objects.get(lead=lead, type="import")
+    assert event.properties == {"import_job": job.pk, "file": job.original_filename, "line": 2}
+    assert "\\" in job.original_filename
+    assert '"' in job.original_filename
+    assert sorted(t.name for t in lead.tags.all()) == ["expo", "vip"]
+    assert LeadStageChange.objects.get(lead=lead).changed_by == org.marketing
+
+
+def test_backslashes_tabs_and_a_literal_backslash_n_in_cells_are_stored_as_written(run_import) -> None:
+    # COPY's text format reads "\\N" as NULL and a backslash as an escape: the import must escape them.
+    text = 'name,email,utm_source,notes\nBack\\slash \\N,ann@example.com,"a\tb",\\N\n'
+
+    job = run_import(text)
+
+    assert job.created == 1
+    lead = Lead.objects.get()
+    assert (lead.name, lead.utm_source, lead.attributes) == ("Back\\slash \\N", "a\tb", {"notes": "\\N"})
+
+
 def test_imported_leads_are_scored_by_the_pipeline_at_the_end(run_import) -> None:
     job = run_import("name,email\nAnn,ann@example.com\nBob,bob@example.com\n")
 
@@ -398,6 +423,183 @@ def test_an_import_waits_for_a_form_submission_of_the_same_person_and_then_skips
     assert errors == []
     assert (job.created, job.skipped) == (1, 1)
     assert Lead.objects.filter(email="ann@example.com").count() == 1
+
+
+# --- two writers: chunks written side by side on PostgreSQL (LEADCRM_IMPORT_WRITERS) ----------------------
+
+
+@pytest.fixture
+def two_writers(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two-row chunks and two writer connections (outside a test transaction, so the second one sees the job).
+
+    The test runs the job itself: the eager task would otherwise run it inside ``import_create``'s commit.
+    """
+    settings.LEADCRM_IMPORT_WRITERS = 2
+    monkeypatch.setattr(import_services, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(import_services, "_enqueue", lambda job_id: None)
+
+
+def slow_chunk_with_line(monkeypatch: pytest.MonkeyPatch, line: int, seconds: float = 0.4) -> None:
+    """The chunk holding ``line`` keeps its transaction open a while after writing its leads."""
+    real_create = import_services._create_leads
+
+    def create_then_wait(job, rows, *args, **kwargs):
+        real_create(job, rows, *args, **kwargs)
+        if any(row.line == line for row in rows):
+            time.sleep(seconds)
+
+    monkeypatch.setattr(import_services, "_create_leads", create_then_wait)
+
+
+# Ann (line 2) and her duplicates in the next two chunks: lines 4 (e-mail) and 6 (phone).
+SPANNING = (
+    "name,email,phone\n"
+    "Ann,ann@example.com,13800138000\n"
+    "Bob,bob@example.com,\n"
+    "Ann Again,ANN@example.com,\n"
+    "Cat,cat@example.com,\n"
+    "Ann Phone,,+86 138-0013-8000\n"
+    "Dan,dan@example.com,\n"
+    "Eve,eve@example.com,\n"
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_with_two_writers_a_duplicate_of_a_row_in_a_chunk_still_being_written_is_found(
+    org: Org, two_writers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the chunk with Ann's first row still open while the next chunks are written
+    slow_chunk_with_line(monkeypatch, line=2)
+
+    # when the list is imported
+    job = services.import_create(file=upload(SPANNING), by=org.marketing, on_duplicate=OnDuplicate.SKIP)
+    services.import_run(job_id=job.pk)
+
+    # then Ann is one lead and her later rows are reported as duplicates of an earlier row
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE
+    assert (job.created, job.skipped, job.failed) == (5, 2, 0)
+    assert_counts_add_up(job)
+    assert Lead.objects.filter(phone="+8613800138000").count() == 1
+    assert Lead.objects.count() == 5
+    reasons = dict(ImportRowError.objects.filter(job=job).values_list("line_number", "reason"))
+    assert reasons == {
+        4: "Duplicate (same e-mail) of an earlier row of this file.",
+        6: "Duplicate (same phone) of an earlier row of this file.",
+    }
+    assert Interaction.objects.filter(type="import").count() == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_with_two_writers_a_later_chunk_fills_in_the_lead_an_earlier_chunk_created_and_undo_removes_it(
+    org: Org, two_writers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow_chunk_with_line(monkeypatch, line=2)
+    text = (
+        "name,email,phone,company\nAnn,ann@example.com,,\nBob,bob@example.com,,\nAnn,ANN@example.com,13800138000,Acme\n"
+    )
+
+    job = services.import_create(file=upload(text), by=org.marketing, on_duplicate=OnDuplicate.UPDATE)
+    services.import_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert (job.created, job.updated) == (2, 1)
+    ann = Lead.objects.get(email="ann@example.com")
+    assert (ann.phone, ann.company) == ("+8613800138000", "Acme")
+
+    services.import_undo(job=job, by=org.marketing)
+    assert Lead.objects.count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_with_two_writers_counts_and_row_errors_are_exact(org: Org, two_writers: None) -> None:
+    existing = LeadFactory.create(name="Old", email="old@example.com", phone="")
+    lines = ["name,email,phone"]
+    for i in range(40):
+        if i % 10 == 3:
+            lines.append(f"Bad{i},bad{i}@example.com,12")  # not a phone number
+        elif i % 10 == 5:
+            lines.append(f"Old{i},OLD@example.com,")  # the existing lead
+        elif i % 10 == 7:
+            lines.append(f"Again{i},p{i - 5}@example.com,")  # a row five lines up, two chunks earlier
+        else:
+            lines.append(f"P{i},p{i}@example.com,")
+    job = services.import_create(file=upload("\n".join(lines) + "\n"), by=org.marketing)
+    services.import_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE
+    assert (job.total, job.created, job.skipped, job.failed) == (40, 28, 8, 4)
+    assert_counts_add_up(job)
+    assert ImportRowError.objects.filter(job=job).count() == 12
+    assert Lead.objects.exclude(pk=existing.pk).filter(import_job=job).count() == 28
+    assert Lead.objects.filter(email="old@example.com").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_with_two_writers_a_failing_chunk_keeps_the_chunks_before_it_and_a_rerun_finishes_the_rest(
+    org: Org, two_writers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the second chunk fails while the third is already being written by the other connection
+    real_create = import_services._create_leads
+
+    def crash_on_line_4(job, rows, *args, **kwargs):
+        if any(row.line == 4 for row in rows):
+            time.sleep(0.2)
+            raise RuntimeError("worker lost its database")
+        return real_create(job, rows, *args, **kwargs)
+
+    monkeypatch.setattr(import_services, "_create_leads", crash_on_line_4)
+    text = "name,email\n" + "".join(f"P{i},p{i}@example.com\n" for i in range(7))
+    job = services.import_create(file=upload(text), by=org.marketing)
+
+    with pytest.raises(RuntimeError, match="worker lost its database"):
+        services.import_run(job_id=job.pk)
+
+    # then only the first chunk is there, and the job says so
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    assert (job.processed, job.created) == (2, 2)
+    assert Lead.objects.count() == 2
+
+    # when it runs again without the fault, every row is imported once
+    monkeypatch.setattr(import_services, "_create_leads", real_create)
+    services.import_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE
+    assert (job.processed, job.created) == (7, 7)
+    assert Lead.objects.count() == 7
+    assert sorted(Lead.objects.values_list("email", flat=True)) == sorted(f"p{i}@example.com" for i in range(7))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_with_two_writers_a_row_that_breaks_the_normalizer_keeps_the_chunks_before_it(
+    org: Org, two_writers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_build = import_services.build_row
+
+    def build_row(line, *args, **kwargs):
+        if line == 7:
+            raise RuntimeError("normalizer crashed on line 7")
+        return real_build(line, *args, **kwargs)
+
+    monkeypatch.setattr(import_services, "build_row", build_row)
+    text = "name,email\n" + "".join(f"P{i},p{i}@example.com\n" for i in range(8))
+    job = services.import_create(file=upload(text), by=org.marketing)
+
+    with pytest.raises(RuntimeError, match="normalizer crashed on line 7"):
+        services.import_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    # lines 2–3 and 4–5 were written (by either connection); the chunk holding line 7 never started
+    assert (job.processed, job.created) == (4, 4)
+    assert Lead.objects.count() == 4
 
 
 # --- undo --------------------------------------------------------------------------------------------
