@@ -422,12 +422,16 @@ def _cards_postgresql(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -
     cards = connection.ops.quote_name(LeadScore._meta.db_table)
     history = connection.ops.quote_name(ScoreHistory._meta.db_table)
     with connection.cursor() as cursor:
+        # The part's arrays are sorted and joined in memory, not in temporary files.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(
             "WITH v AS MATERIALIZED (SELECT * FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::text[],"
             " %s::timestamptz[], %s::text[]) AS v(id, score, grade, old_score, old_grade, read_at, breakdown)),"
             f" written AS (UPDATE {cards} AS s SET score = v.score, grade = v.grade, score_updated_at = %s FROM v"
             " WHERE s.lead_id = v.id AND s.score = v.old_score AND s.grade = v.old_grade"
-            " AND s.score_updated_at IS NOT DISTINCT FROM v.read_at RETURNING s.lead_id),"
+            " AND s.score_updated_at IS NOT DISTINCT FROM v.read_at"
+            # The part's id range, said outright: a merge join otherwise walks the cards from the first.
+            " AND s.lead_id BETWEEN %s AND %s RETURNING s.lead_id),"
             f" history AS (INSERT INTO {history} (lead_id, score, grade, breakdown, rule_set_version, at)"
             " SELECT v.id, v.score, v.grade, v.breakdown::jsonb, %s, %s FROM v JOIN written ON written.lead_id = v.id"
             " WHERE v.breakdown IS NOT NULL)"
@@ -442,6 +446,8 @@ def _cards_postgresql(rows: list[_Row], ruleset: rules.RuleSet, now: datetime) -
                 # A breakdown only where the score or grade changes: a history row for those only.
                 pg_array([encode(r.fired) if r.new_score != r.score or r.new_grade != r.grade else None for r in rows]),
                 now,
+                rows[0].pk,
+                rows[-1].pk,
                 ruleset.version,
                 now,
             ],

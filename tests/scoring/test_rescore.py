@@ -335,3 +335,15 @@ def test_the_bulk_history_breakdown_is_the_json_of_the_rules_that_fired(leads: l
     for case in [*fired, ((0, 1 / 3, 2), (1, -0.0, 1), (2, 12.0, 1), (0, 7, 3))]:
         assert encode(case) == json.dumps(rescore._breakdown(ruleset, case), ensure_ascii=False)
         assert json.loads(encode(case)) == rescore._breakdown(ruleset, case)
+
+
+def test_a_deleted_lead_takes_its_score_history_with_it(leads: list[Lead]) -> None:
+    """The history has no database constraint on its lead (scoring/models.py says why): the ORM cascades."""
+    run(draft(), RescoreMode.APPLY)
+    doomed = ScoreHistory.objects.values_list("lead_id", flat=True).first()
+    assert doomed is not None
+
+    Lead.objects.filter(pk=doomed).delete()
+
+    assert not ScoreHistory.objects.filter(lead_id=doomed).exists()
+    assert ScoreHistory.objects.exists()
