@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -223,8 +224,9 @@ class Verdict:
     forms_version: Any
 
 
+@functools.lru_cache(maxsize=32)
 def _parse_rate(rate: str) -> Limit:
-    """DRF's rate syntax ("30/min", "1000/hour")."""
+    """DRF's rate syntax ("30/min", "1000/hour"); parsed once per rate string (it is read on every submission)."""
     count, _slash, period = rate.partition("/")
     return Limit("", int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]])
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from common.prepared import prepared_cursor
@@ -79,6 +79,23 @@ def _lead_from_row(row: Sequence[Any]) -> Lead:
     return Lead.from_db(connection.alias, [f.attname for f in Lead._meta.concrete_fields], values)
 
 
+@functools.lru_cache(maxsize=16)
+def _match_sql(alias: str, *, by_email: bool, by_phone: bool, lock: bool) -> str:
+    """The text of ``_match``'s query for this combination of keys, built once per process."""
+    db = connections[alias]
+    quote = db.ops.quote_name
+    conditions = [f"{quote(column)} = %s" for column, wanted in (("email", by_email), ("phone", by_phone)) if wanted]
+    rank = f"CASE WHEN {quote('email')} = %s THEN 0 ELSE 1 END, " if by_email else ""
+    sql = (
+        f"SELECT {', '.join(quote(f.column) for f in Lead._meta.concrete_fields)} FROM {quote(Lead._meta.db_table)}"
+        f" WHERE ({' OR '.join(conditions)}) AND {quote('merged_into_id')} IS NULL"
+        f" ORDER BY {rank}{quote('created_at')}, {quote('id')} LIMIT 1"
+    )
+    if lock and db.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return sql
+
+
 def _match(*, email: str, phone: str, lock: bool, identity_lock: bool = False) -> Lead | None:
     """The matching lead (see ``lead_find_match``); ``lock``: FOR UPDATE; ``identity_lock``: take the person's
     advisory locks first (``_identity_lock_sql``), in the same round trip when the driver allows it.
@@ -88,21 +105,10 @@ def _match(*, email: str, phone: str, lock: bool, identity_lock: bool = False) -
         return None
     # One query for both keys (PostgreSQL ORs the two indexes); an e-mail match ranks before a phone match.
     # Plain SQL: on the intake path the ORM's compilation of this query cost more CPU than the query itself.
-    quote = connection.ops.quote_name
-    conditions, params = [], []
-    for column, value in (("email", email), ("phone", phone)):
-        if value:
-            conditions.append(f"{quote(column)} = %s")
-            params.append(value)
-    rank = f"CASE WHEN {quote('email')} = %s THEN 0 ELSE 1 END, " if email else ""
-    sql = (
-        f"SELECT {', '.join(quote(f.column) for f in Lead._meta.concrete_fields)} FROM {quote(Lead._meta.db_table)}"
-        f" WHERE ({' OR '.join(conditions)}) AND {quote('merged_into_id')} IS NULL"
-        f" ORDER BY {rank}{quote('created_at')}, {quote('id')} LIMIT 1"
-    )
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
-    params = [*params, email] if email else params
+    sql = _match_sql(DEFAULT_DB_ALIAS, by_email=bool(email), by_phone=bool(phone), lock=lock)
+    params = [value for value in (email, phone) if value]
+    if email:
+        params.append(email)
     with prepared_cursor() as cursor:
         if lock_sql and _sends_statements_together(cursor):
             # Locks, then the match, as one simple-protocol message. Each statement still takes its own
@@ -232,6 +238,7 @@ def _upsert_write(upsert: Upsert, *, created_by: User | None, events: Sequence[N
             created_by=created_by,
             lead_changed=list(upsert.fills),
             lead_marked=upsert.created,
+            instances=False,
         )
     elif upsert.fills:
         lead.save(update_fields=[*upsert.fills, "updated_at"])

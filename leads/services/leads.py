@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Field, Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -90,15 +91,22 @@ def tag_ids_get_or_create(names: Iterable[str]) -> list[int]:
     return sorted(existing.values())
 
 
+@functools.lru_cache(maxsize=16)
+def _tags_add_sql(alias: str, count: int) -> str:
+    quote = connections[alias].ops.quote_name
+    rows = ", ".join(["(%s, %s)"] * count)
+    return (
+        f"INSERT INTO {quote(Lead.tags.through._meta.db_table)} ({quote('lead_id')}, {quote('tag_id')})"
+        f" VALUES {rows} ON CONFLICT DO NOTHING"
+    )
+
+
 def _tags_add(lead: Lead, tag_ids: Sequence[int]) -> None:
     """Add tags in one INSERT … ON CONFLICT DO NOTHING (a tag the lead already has is skipped)."""
     if tag_ids:
-        quote = connection.ops.quote_name
-        rows = ", ".join(["(%s, %s)"] * len(tag_ids))
         with prepared_cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {quote(Lead.tags.through._meta.db_table)} ({quote('lead_id')}, {quote('tag_id')})"
-                f" VALUES {rows} ON CONFLICT DO NOTHING",
+                _tags_add_sql(DEFAULT_DB_ALIAS, len(tag_ids)),
                 [value for tag_id in tag_ids for value in (lead.pk, tag_id)],
             )
 
@@ -153,21 +161,21 @@ def _lead_insert(
     return lead
 
 
-def _lead_insert_statement(lead: Lead, tag_ids: Sequence[int], *, changed_by: User | None, now: datetime) -> None:
-    """PostgreSQL: INSERT a validated lead, its first stage-history row and its tags in one prepared statement.
+@functools.lru_cache(maxsize=8)
+def _lead_insert_plan(
+    alias: str,
+) -> tuple[str, tuple[Field[Any, Any], ...], tuple[Field[Any, Any], ...], tuple[Any, ...]]:
+    """The SQL of ``_lead_insert_statement`` and the fields it binds, built once per database alias.
 
-    Every web-form submission from a new person takes this path: ``save()`` plus ``create()`` plus the tag
-    INSERT cost three round trips and about 1 ms of ORM compilation. The lead's values are prepared by each
-    field exactly as ``save()`` prepares them (``pre_save``, ``get_db_prep_save``), so the row is the same.
+    Built from the model's fields, which do not change while a process runs; rebuilding the text (quoting,
+    casts) for every submission cost as much CPU as binding it.
     """
-    quote = connection.ops.quote_name
+    db = connections[alias]
+    quote = db.ops.quote_name
     meta, history_meta, through = Lead._meta, LeadStageChange._meta, Lead.tags.through._meta
-    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
-    values = [f.get_db_prep_save(f.pre_save(lead, True), connection) for f in fields]
-    first = {"from_stage": "", "to_stage": Stage.NEW.value, "changed_by": changed_by, "changed_at": now, "reason": ""}
-    history = [cast(Field[Any, Any], history_meta.get_field(name)) for name in first]
-    history_values = [f.get_db_prep_save(_plain_pk(first[f.name]), connection) for f in history]
-    returning = list(meta.db_returning_fields)  # the id and the generated columns, as save() reads them back
+    fields = tuple(f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field)
+    history = tuple(cast(Field[Any, Any], history_meta.get_field(name)) for name in _FIRST_STAGE_COLUMNS)
+    returning = tuple(meta.db_returning_fields)  # the id and the generated columns, as save() reads them back
     lead_column, tag_column = (quote(str(cast(Field[Any, Any], through.get_field(n)).column)) for n in ("lead", "tag"))
     history_lead = quote(str(cast(Field[Any, Any], history_meta.get_field("lead")).column))
     new_id = f"new_lead.{quote(meta.pk.column)}"
@@ -177,17 +185,37 @@ def _lead_insert_statement(lead: Lead, tag_ids: Sequence[int], *, changed_by: Us
         f" history AS (INSERT INTO {quote(history_meta.db_table)}"
         f" ({history_lead}, {', '.join(quote(str(f.column)) for f in history)})"
         # Typed: a parameter in a SELECT list has no column to take its type from when bound server-side.
-        f" SELECT {new_id}, {', '.join(f'%s::{cast(Any, f).cast_db_type(connection)}' for f in history)} FROM new_lead),"
+        f" SELECT {new_id}, {', '.join(f'%s::{cast(Any, f).cast_db_type(db)}' for f in history)} FROM new_lead),"
         f" tagged AS (INSERT INTO {quote(through.db_table)} ({lead_column}, {tag_column})"
         f" SELECT {new_id}, tag FROM new_lead, unnest(%s::bigint[]) AS tag ON CONFLICT DO NOTHING)"
         f" SELECT {', '.join(quote(f.column) for f in returning)} FROM new_lead"
     )
+    return sql, fields, history, returning
+
+
+# The first stage-history row's columns besides the lead, in the order ``_lead_insert_plan`` binds them.
+_FIRST_STAGE_COLUMNS = ("from_stage", "to_stage", "changed_by", "changed_at", "reason")
+
+
+def _lead_insert_statement(lead: Lead, tag_ids: Sequence[int], *, changed_by: User | None, now: datetime) -> None:
+    """PostgreSQL: INSERT a validated lead, its first stage-history row and its tags in one prepared statement.
+
+    Every web-form submission from a new person takes this path: ``save()`` plus ``create()`` plus the tag
+    INSERT cost three round trips and about 1 ms of ORM compilation. The lead's values are prepared by each
+    field exactly as ``save()`` prepares them (``pre_save``, ``get_db_prep_save``), so the row is the same.
+    """
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: each field below reads its ops
+    sql, fields, history, returning = _lead_insert_plan(DEFAULT_DB_ALIAS)
+    values = [f.get_db_prep_save(f.pre_save(lead, True), db) for f in fields]
+    first = dict(zip(_FIRST_STAGE_COLUMNS, ("", Stage.NEW.value, changed_by, now, ""), strict=True))
+    history_values = [f.get_db_prep_save(_plain_pk(first[f.name]), db) for f in history]
     with prepared_cursor() as cursor:
-        cursor.execute(sql, [*values, *history_values, list(tag_ids)])
+        # The tag ids as PostgreSQL's array text: psycopg's list dumper inspects every element to pick a type.
+        cursor.execute(sql, [*values, *history_values, "{" + ",".join(str(int(t)) for t in tag_ids) + "}"])
         row = cursor.fetchone()
     for model_field, value in zip(returning, row, strict=True):
         setattr(lead, model_field.attname, value)
-    lead._state.adding, lead._state.db = False, connection.alias
+    lead._state.adding, lead._state.db = False, DEFAULT_DB_ALIAS
 
 
 def _plain_pk(value: Any) -> Any:
@@ -235,21 +263,31 @@ def _lead_change_stage(
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_returning_plan(
+    model: type[Model], names: tuple[str, ...], rows: int, alias: str
+) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    """The SQL of ``_insert_returning_ids`` for ``rows`` rows, and the fields it binds; built once each."""
+    meta = model._meta
+    fields = tuple(cast(Field[Any, Any], meta.get_field(name)) for name in names)
+    quote = connections[alias].ops.quote_name
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f" VALUES {', '.join([row_sql] * rows)} RETURNING {quote(meta.pk.column)}"
+    )
+    return sql, fields
+
+
 def _insert_returning_ids(model: type[Model], names: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[int]:
     """One multi-row ``INSERT … RETURNING id``, each value prepared by its field exactly as the ORM prepares it.
 
     The hot intake path writes its rows through here: ``bulk_create`` spent several times more CPU than the
     database did on the same INSERT.
     """
-    meta = model._meta
-    fields = [cast(Field[Any, Any], meta.get_field(name)) for name in names]
-    quote = connection.ops.quote_name
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES {', '.join([row_sql] * len(rows))} RETURNING {quote(meta.pk.column)}"
-    )
-    params = [f.get_db_prep_save(value, connection) for row in rows for f, value in zip(fields, row, strict=True)]
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _insert_returning_plan(model, tuple(names), len(rows), DEFAULT_DB_ALIAS)
+    params = [f.get_db_prep_save(value, db) for row in rows for f, value in zip(fields, row, strict=True)]
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
@@ -273,6 +311,7 @@ def _interactions_insert(
     created_by: User | None,
     lead_changed: Sequence[str] = (),
     lead_marked: bool = False,
+    instances: bool = True,
 ) -> list[Interaction]:
     """Append events to the lead's timeline in one INSERT, then one UPDATE of the lead; enqueue on commit.
 
@@ -280,63 +319,72 @@ def _interactions_insert(
     ``lead_changed`` fields (already validated and set on ``lead``). It locks the lead row: if a pipeline
     worker is writing a batch that holds the lead we wait for that short write, so its flag-clearing cannot
     hide these events (see ``leads.services.pipeline``). ``lead_marked``: the lead was inserted dirty in this
-    transaction, so unless an event is newer than its creation there is nothing to update.
+    transaction, so unless an event is newer than its creation there is nothing to update. ``instances``:
+    return the written rows as model instances (a caller that does not use them saves building them).
     """
     if not events:
         return []
     now = timezone.now()
-    interactions = [
-        Interaction(
-            lead=lead,
-            type=event.type,
-            occurred_at=event.occurred_at or now,
-            properties=dict(event.properties),
-            external_id=event.external_id or None,
-            created_by=created_by,
-            created_at=now,
-        )
-        for event in events
+    created_by_id = created_by.pk if created_by is not None else None
+    rows = [
+        (lead.pk, e.type, e.occurred_at or now, dict(e.properties), e.external_id or None, created_by_id, now)
+        for e in events
     ]
     ids = _insert_returning_ids(
-        Interaction,
-        ("lead", "type", "occurred_at", "properties", "external_id", "created_by", "created_at"),
-        [
-            (lead.pk, i.type, i.occurred_at, i.properties, i.external_id, i.created_by_id, i.created_at)
-            for i in interactions
-        ],
+        Interaction, ("lead", "type", "occurred_at", "properties", "external_id", "created_by", "created_at"), rows
     )
-    for interaction, pk in zip(interactions, ids, strict=True):
-        interaction.pk = pk
-        interaction._state.adding = False
-    latest = max(i.occurred_at for i in interactions)
+    latest = max(row[2] for row in rows)
     if not lead_marked or lead_changed or latest > lead.last_activity_at:
         _lead_touch(lead=lead, now=now, latest=latest, changed=lead_changed)
     pipeline_enqueue_on_commit()
+    if not instances:
+        return []
+    interactions = []
+    for pk, (_lead_id, type_, occurred_at, properties, external_id, _by, created_at) in zip(ids, rows, strict=True):
+        interaction = Interaction(
+            pk=pk,
+            lead=lead,
+            type=type_,
+            occurred_at=occurred_at,
+            properties=properties,
+            external_id=external_id,
+            created_by=created_by,
+            created_at=created_at,
+        )
+        interaction._state.adding = False
+        interactions.append(interaction)
     return interactions
 
 
-def _lead_touch(*, lead: Lead, now: datetime, latest: datetime, changed: Sequence[str]) -> None:
-    """UPDATE the lead: last activity to ``latest`` unless it is later already, dirty since ``now`` unless dirty."""
-    quote = connection.ops.quote_name
+@functools.lru_cache(maxsize=64)
+def _lead_touch_sql(alias: str, changed: tuple[str, ...]) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    """The UPDATE of ``_lead_touch`` saving these changed fields (and the fields it binds), built once each."""
+    quote = connections[alias].ops.quote_name
     activity, dirty = quote("last_activity_at"), quote("dirty_since")
-    stamp = cast(Field[Any, Any], Lead._meta.get_field("last_activity_at"))
-    latest_db, now_db = (stamp.get_db_prep_save(value, connection) for value in (latest, now))
     assignments = [
         f"{activity} = CASE WHEN {activity} < %s THEN %s ELSE {activity} END",
         f"{dirty} = COALESCE({dirty}, %s)",
     ]
+    fields = (
+        tuple(cast(Field[Any, Any], Lead._meta.get_field(name)) for name in (*changed, "updated_at")) if changed else ()
+    )
+    assignments += [f"{quote(str(model_field.column))} = %s" for model_field in fields]
+    sql = f"UPDATE {quote(Lead._meta.db_table)} SET {', '.join(assignments)} WHERE {quote('id')} = %s"
+    return sql, fields
+
+
+def _lead_touch(*, lead: Lead, now: datetime, latest: datetime, changed: Sequence[str]) -> None:
+    """UPDATE the lead: last activity to ``latest`` unless it is later already, dirty since ``now`` unless dirty."""
+    db = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _lead_touch_sql(DEFAULT_DB_ALIAS, tuple(changed))
+    stamp = cast(Field[Any, Any], Lead._meta.get_field("last_activity_at"))
+    latest_db, now_db = (stamp.get_db_prep_save(value, db) for value in (latest, now))
     params: list[Any] = [latest_db, latest_db, now_db]
     if changed:
         lead.updated_at = now
-        for name in [*changed, "updated_at"]:
-            model_field = cast(Field[Any, Any], Lead._meta.get_field(name))
-            assignments.append(f"{quote(str(model_field.column))} = %s")
-            params.append(model_field.get_db_prep_save(getattr(lead, model_field.attname), connection))
+        params += [model_field.get_db_prep_save(getattr(lead, model_field.attname), db) for model_field in fields]
     with prepared_cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(Lead._meta.db_table)} SET {', '.join(assignments)} WHERE {quote('id')} = %s",
-            [*params, lead.pk],
-        )
+        cursor.execute(sql, [*params, lead.pk])
 
 
 @transaction.atomic
