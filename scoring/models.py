@@ -377,12 +377,15 @@ class RescorePart(models.Model):
     hi = models.BigIntegerField()  # past the last
     status = models.CharField(max_length=8, choices=RescorePartStatus.choices, default=RescorePartStatus.PENDING)
     tally = models.JSONField(default=dict, blank=True)
-    # Set when queued, claimed and after every batch: a part not touched for long has lost its message.
+    # The Celery task that claimed the part: only it may finish it (a re-sent copy takes it over).
+    task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)  # claims so far: a part that kills its worker ends
+    # Set when queued and when claimed: a part not touched for long has lost its message or its worker.
     touched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["job", "lo"]
+        ordering = ["job_id", "lo"]
         constraints = [models.UniqueConstraint(fields=["job", "lo"], name="scoring_rescorepart_one_per_range")]
         verbose_name = _("rescore part")
         verbose_name_plural = _("rescore parts")

@@ -40,7 +40,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Count, F, Max, Min, Prefetch
+from django.db.models import Count, F, Max, Min, Prefetch, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -67,6 +67,8 @@ logger = logging.getLogger(__name__)
 BINS = 10  # score histogram: 0–9, 10–19, …, 90–100
 # Worth a retry of the part's task: the database went away for a moment.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+# Claims of one part by one message before it is failed: a part that kills its worker every time.
+MAX_ATTEMPTS = 5
 
 
 def rule_set_load(rule_set: ScoringRuleSet | int) -> rules.RuleSet:
@@ -595,17 +597,26 @@ def rescore_run(*, job_id: int) -> RescoreJob | None:
     A redelivered task finds the parts made already and only queues more when fewer are in flight than
     wanted; returns None for a job that is over.
     """
-    with transaction.atomic():
-        job = (
-            RescoreJob.objects.select_for_update()
-            .select_related("rule_set")
-            .filter(pk=job_id, status__in=[RescoreStatus.PENDING, RescoreStatus.RUNNING])
-            .first()
+    try:
+        with transaction.atomic():
+            job = (
+                RescoreJob.objects.select_for_update()
+                .select_related("rule_set")
+                .filter(pk=job_id, status__in=[RescoreStatus.PENDING, RescoreStatus.RUNNING])
+                .first()
+            )
+            if job is None:
+                return None
+            if job.status == RescoreStatus.PENDING:
+                _plan(job)
+    except Exception as exc:
+        if isinstance(exc, TRANSIENT_ERRORS):
+            raise  # the task retries; the job stays waiting
+        logger.exception("rescore job %s could not start", job_id)
+        RescoreJob.objects.filter(pk=job_id).update(
+            status=RescoreStatus.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
         )
-        if job is None:
-            return None
-        if job.status == RescoreStatus.PENDING:
-            _plan(job)
+        raise
     if _inline():
         for part_id in job.parts.exclude(status=RescorePartStatus.DONE).order_by("lo").values_list("pk", flat=True):
             rescore_part_run(part_id=part_id, queue_next=False)
@@ -652,45 +663,74 @@ def _queue_more(job_id: int) -> None:
             transaction.on_commit(partial(rescore_part_task.delay, part_id))
 
 
-def rescore_part_run(*, part_id: int, queue_next: bool = True, last_attempt: bool = True) -> None:
+class _NotMine(Exception):
+    """The part was taken over (re-sent by the sweeper) or its job ended while this run computed it."""
+
+
+def rescore_part_run(*, part_id: int, task_id: str = "", queue_next: bool = True, last_attempt: bool = True) -> None:
     """Read, score and (apply) write one part's leads; record its figures; queue the next part.
 
-    A part of a job that is over (done, or failed elsewhere) is not run. An error fails the part and
-    its job with the error shown to the manager, except a transient one with retries left
+    The write, the part's figures and (last part) the job's are one transaction: a run that dies or
+    fails before its commit leaves nothing, and the message's redelivery (same ``task_id``) computes
+    the part again from unchanged cards; a run that committed is done, and a redelivery finds it so.
+    A part re-sent by the sweeper has a new task id and takes the part over: the old run, if it was
+    only slow, then rolls back at its end instead of writing twice. An error fails the part and its
+    job with the error shown to the manager, except a transient one with retries left
     (``last_attempt`` False), which the task retries.
     """
-    claimed = RescorePart.objects.filter(
-        pk=part_id,
-        status__in=[RescorePartStatus.PENDING, RescorePartStatus.QUEUED, RescorePartStatus.RUNNING],
-        job__status=RescoreStatus.RUNNING,
-    ).update(status=RescorePartStatus.RUNNING, touched_at=timezone.now())
-    if not claimed:
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.LEADCRM_RESCORE_STALE_S)
+    claimable = Q(status__in=[RescorePartStatus.PENDING, RescorePartStatus.QUEUED]) | Q(
+        Q(task_id=task_id) | Q(touched_at__lt=stale), status=RescorePartStatus.RUNNING
+    )
+    claimed = (
+        RescorePart.objects.filter(claimable, pk=part_id, job__status=RescoreStatus.RUNNING)
+        .exclude(task_id=task_id, status=RescorePartStatus.RUNNING, attempts__gte=MAX_ATTEMPTS)
+        .update(status=RescorePartStatus.RUNNING, task_id=task_id, touched_at=now, attempts=F("attempts") + 1)
+    )
+    part = RescorePart.objects.select_related("job__rule_set").filter(pk=part_id).first()
+    if part is None:
         return
-    part = RescorePart.objects.select_related("job__rule_set").get(pk=part_id)
+    if not claimed:
+        if part.status == RescorePartStatus.RUNNING and part.task_id == task_id:
+            # Claimed MAX_ATTEMPTS times by this message: it kills its worker (memory?) every time.
+            _fail(part, RuntimeError(f"gave up after {part.attempts} attempts"))
+        return
     try:
-        tally = _run_part(part)
+        with transaction.atomic():
+            tally = _run_part(part)
+            finished = _complete(part, tally, task_id)
+    except _NotMine:
+        return
     except Exception as exc:
         if isinstance(exc, TRANSIENT_ERRORS) and not last_attempt:
             raise
         logger.exception("rescore job %s, part [%s, %s) failed", part.job_id, part.lo, part.hi)
-        if isinstance(exc, TRANSIENT_ERRORS):
+        if isinstance(exc, TRANSIENT_ERRORS) and not connection.in_atomic_block:
             connection.close()  # a broken connection: record the failure on a new one
         _fail(part, exc)
         raise
-    with transaction.atomic():
-        job = RescoreJob.objects.select_for_update().get(pk=part.job_id)  # part completions one at a time
-        done = RescorePart.objects.filter(pk=part_id, status=RescorePartStatus.RUNNING).update(
-            status=RescorePartStatus.DONE, tally=tally.as_json(), finished_at=timezone.now()
-        )
-        if not done or job.status != RescoreStatus.RUNNING:
-            return  # a duplicate delivery finished it first, or the job failed meanwhile
-        RescoreJob.objects.filter(pk=job.pk).update(processed=F("processed") + tally.total)
-        remaining = job.parts.exclude(status=RescorePartStatus.DONE)
-        if not remaining.exists():
-            _finish(job, [Tally.from_json(t) for t in job.parts.values_list("tally", flat=True)])
-            return
-    if queue_next:
+    if queue_next and not finished:
         _queue_more(part.job_id)
+
+
+def _complete(part: RescorePart, tally: Tally, task_id: str) -> bool:
+    """Record a part's figures in the transaction of its write; finish the job after its last part.
+
+    Returns whether the job is finished. Part completions (and failures) take the job's row lock
+    first, one at a time, so exactly one of them sees no part left.
+    """
+    job = RescoreJob.objects.select_for_update().get(pk=part.job_id)
+    done = RescorePart.objects.filter(pk=part.pk, status=RescorePartStatus.RUNNING, task_id=task_id).update(
+        status=RescorePartStatus.DONE, tally=tally.as_json(), finished_at=timezone.now()
+    )
+    if not done or job.status != RescoreStatus.RUNNING:
+        raise _NotMine  # roll the write back: another run has the part, or the job failed meanwhile
+    RescoreJob.objects.filter(pk=job.pk).update(processed=F("processed") + tally.total)
+    if job.parts.exclude(status=RescorePartStatus.DONE).exists():
+        return False
+    _finish(job, [Tally.from_json(t) for t in job.parts.values_list("tally", flat=True)])
+    return True
 
 
 def _run_part(part: RescorePart) -> Tally:
@@ -710,7 +750,7 @@ def _run_part(part: RescorePart) -> Tally:
     tally.phases["score"] += time.perf_counter() - t0
     if apply:
         t0 = time.perf_counter()
-        with transaction.atomic():
+        with transaction.atomic():  # the caller's transaction: this savepoint keeps the tests' calls alike
             stale = _write([row for row in batch if row.changes], ruleset, now)
         tally.skipped += len(stale)
         tally.phases["write"] += time.perf_counter() - t0
@@ -722,6 +762,7 @@ def _run_part(part: RescorePart) -> Tally:
 def _fail(part: RescorePart, exc: BaseException) -> None:
     now = timezone.now()
     with transaction.atomic():
+        RescoreJob.objects.select_for_update().filter(pk=part.job_id).first()  # the job first, as _complete
         RescorePart.objects.filter(pk=part.pk).update(status=RescorePartStatus.FAILED, finished_at=now)
         RescoreJob.objects.filter(pk=part.job_id, status=RescoreStatus.RUNNING).update(
             status=RescoreStatus.FAILED,
@@ -761,7 +802,8 @@ def rescore_sweep(*, stale_after_s: float | None = None) -> int:
     """
     from scoring.tasks import rescore_part_task, rescore_run_task
 
-    limit = timezone.now() - timedelta(seconds=stale_after_s or settings.LEADCRM_RESCORE_STALE_S)
+    after = settings.LEADCRM_RESCORE_STALE_S if stale_after_s is None else stale_after_s
+    limit = timezone.now() - timedelta(seconds=after)
     sent = 0
     for job_id in RescoreJob.objects.filter(status=RescoreStatus.PENDING, created_at__lt=limit).values_list(
         "pk", flat=True
@@ -774,9 +816,10 @@ def rescore_sweep(*, stale_after_s: float | None = None) -> int:
         touched_at__lt=limit,
     )
     for part_id in stale.values_list("pk", flat=True):
-        RescorePart.objects.filter(pk=part_id).update(touched_at=timezone.now())
-        rescore_part_task.delay(part_id)
-        sent += 1
+        # Queued again, for a new message to claim; only one of two sweeps running at once sends it.
+        if stale.filter(pk=part_id).update(status=RescorePartStatus.QUEUED, task_id="", touched_at=timezone.now()):
+            rescore_part_task.delay(part_id)
+            sent += 1
     for job_id in RescoreJob.objects.filter(status=RescoreStatus.RUNNING).values_list("pk", flat=True):
         _queue_more(job_id)
     return sent

@@ -97,7 +97,7 @@ def rescore_part_task(self: Task[[int], None], part_id: int) -> None:
 
     last_attempt = self.request.retries >= PART_RETRIES
     try:
-        rescore_part_run(part_id=part_id, last_attempt=last_attempt)
+        rescore_part_run(part_id=part_id, task_id=self.request.id or "", last_attempt=last_attempt)
     except TRANSIENT_ERRORS as exc:
         if last_attempt:
             raise

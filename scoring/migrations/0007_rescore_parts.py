@@ -19,6 +19,8 @@ class Migration(migrations.Migration):
                 ('hi', models.BigIntegerField()),
                 ('status', models.CharField(choices=[('pending', 'Waiting'), ('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=8)),
                 ('tally', models.JSONField(blank=True, default=dict)),
+                ('task_id', models.CharField(blank=True, max_length=64)),
+                ('attempts', models.PositiveSmallIntegerField(default=0)),
                 ('touched_at', models.DateTimeField(blank=True, null=True)),
                 ('finished_at', models.DateTimeField(blank=True, null=True)),
                 ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='parts', to='scoring.rescorejob')),
@@ -26,7 +28,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'rescore part',
                 'verbose_name_plural': 'rescore parts',
-                'ordering': ['job', 'lo'],
+                'ordering': ['job_id', 'lo'],
                 'constraints': [models.UniqueConstraint(fields=('job', 'lo'), name='scoring_rescorepart_one_per_range')],
             },
         ),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from leads.models import Lead, LeadScore, LeadStageChange, Stage
@@ -261,16 +261,16 @@ def test_a_failing_part_fails_the_job_with_its_range_and_the_rest_is_not_run(
     rule_set = draft()
     run(rule_set, RescoreMode.PREVIEW)
     before = snapshot()
-    real = rescore._score_rows
+    real = rescore._stages
     calls = []
 
     def second_part_breaks(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 2:  # after the part's cards and history were written, in its transaction
             raise ValueError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(rescore, "_score_rows", second_part_breaks)
+    monkeypatch.setattr(rescore, "_stages", second_part_breaks)
     job = rescore.rescore_job_create(rule_set=rule_set, mode=RescoreMode.APPLY)
 
     with pytest.raises(ValueError, match="disk on fire"):
@@ -285,7 +285,7 @@ def test_a_failing_part_fails_the_job_with_its_range_and_the_rest_is_not_run(
     statuses = [part.status for part in parts]
     assert statuses[:2] == [RescorePartStatus.DONE, RescorePartStatus.FAILED]
     assert set(statuses[2:]) == {RescorePartStatus.PENDING}
-    # Each part is its own transaction: the first part's leads were written, none from the failed one on.
+    # Each part is one transaction: the first part's leads were written, none from the failed one on.
     assert {pk: v for pk, v in snapshot().items() if pk >= second.lo} == {
         pk: v for pk, v in before.items() if pk >= second.lo
     }
@@ -347,3 +347,114 @@ def test_a_deleted_lead_takes_its_score_history_with_it(leads: list[Lead]) -> No
 
     assert not ScoreHistory.objects.filter(lead_id=doomed).exists()
     assert ScoreHistory.objects.exists()
+
+
+def _planned(rule_set: ScoringRuleSet, mode: str) -> RescoreJob:
+    """A job claimed and split into parts, as ``rescore_run`` leaves it for the workers."""
+    job = rescore.rescore_job_create(rule_set=rule_set, mode=mode)
+    with transaction.atomic():
+        rescore._plan(RescoreJob.objects.select_for_update().get(pk=job.pk))
+    return job
+
+
+def test_a_part_redelivered_after_it_committed_changes_nothing_and_the_figures_stay_true(
+    leads: list[Lead], settings: Any
+) -> None:
+    settings.LEADCRM_RESCORE_BATCH_SIZE = 30
+    rule_set = draft()
+    preview = run(rule_set, RescoreMode.PREVIEW)
+    job = _planned(rule_set, RescoreMode.APPLY)
+    parts = list(job.parts.order_by("lo"))
+    for part in parts:
+        rescore.rescore_part_run(part_id=part.pk, task_id=f"t{part.pk}", queue_next=False)
+    history = ScoreHistory.objects.count()
+
+    rescore.rescore_part_run(part_id=parts[0].pk, task_id=f"t{parts[0].pk}", queue_next=False)  # the redelivery
+
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.DONE
+    assert figures_of(job) == figures_of(preview)
+    assert job.changed_scores == preview.changed_scores > 0
+    assert ScoreHistory.objects.count() == history
+
+
+def test_a_part_that_failed_before_its_commit_is_computed_again_by_its_redelivery(
+    leads: list[Lead], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.LEADCRM_RESCORE_BATCH_SIZE = 10_000
+    rule_set = draft()
+    preview = run(rule_set, RescoreMode.PREVIEW)
+    job = _planned(rule_set, RescoreMode.APPLY)
+    (part,) = job.parts.all()
+    real = rescore._complete
+
+    def connection_lost(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(rescore, "_complete", connection_lost)
+    with pytest.raises(OperationalError):
+        rescore.rescore_part_run(part_id=part.pk, task_id="t1", last_attempt=False)  # the task will retry
+    assert not ScoreHistory.objects.filter(rule_set_version=rule_set.version).exists()  # rolled back
+    monkeypatch.setattr(rescore, "_complete", real)
+
+    rescore.rescore_part_run(part_id=part.pk, task_id="t1")  # the retry, same message
+
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.DONE
+    assert figures_of(job) == figures_of(preview)
+
+
+def test_a_slow_run_whose_part_was_taken_over_rolls_its_write_back(
+    leads: list[Lead], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.LEADCRM_RESCORE_BATCH_SIZE = 10_000
+    rule_set = draft()
+    run(rule_set, RescoreMode.PREVIEW)
+    job = _planned(rule_set, RescoreMode.APPLY)
+    (part,) = job.parts.all()
+    before = snapshot()
+    real = rescore._run_part
+
+    def taken_over_meanwhile(part: Any) -> Any:
+        tally = real(part)
+        RescorePart.objects.filter(pk=part.pk).update(task_id="resent-by-the-sweeper")
+        return tally
+
+    monkeypatch.setattr(rescore, "_run_part", taken_over_meanwhile)
+
+    rescore.rescore_part_run(part_id=part.pk, task_id="slow")
+
+    assert snapshot() == before  # nothing written twice: the new owner writes it
+    assert not ScoreHistory.objects.filter(rule_set_version=rule_set.version).exists()
+    assert RescorePart.objects.get(pk=part.pk).status == RescorePartStatus.RUNNING
+    assert RescoreJob.objects.get(pk=job.pk).status == RescoreStatus.RUNNING
+
+
+def test_a_part_that_kills_its_worker_every_time_fails_the_job(leads: list[Lead]) -> None:
+    rule_set = draft()
+    job = _planned(rule_set, RescoreMode.PREVIEW)
+    (part,) = job.parts.all()
+    job.parts.update(status=RescorePartStatus.RUNNING, task_id="t1", attempts=rescore.MAX_ATTEMPTS)
+
+    rescore.rescore_part_run(part_id=part.pk, task_id="t1")  # redelivered once more after a crash
+
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.FAILED
+    assert "gave up after 5 attempts" in job.error
+    assert RescorePart.objects.get(pk=part.pk).status == RescorePartStatus.FAILED
+
+
+def test_a_job_that_cannot_start_is_failed_with_the_reason(leads: list[Lead], monkeypatch: pytest.MonkeyPatch) -> None:
+    job = rescore.rescore_job_create(rule_set=draft(), mode=RescoreMode.PREVIEW)
+
+    def broken(size: int) -> Any:
+        raise ValueError("no ids today")
+
+    monkeypatch.setattr(rescore, "_id_ranges", broken)
+    with pytest.raises(ValueError, match="no ids today"):
+        rescore.rescore_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.FAILED
+    assert "no ids today" in job.error
+    assert not job.parts.exists()
