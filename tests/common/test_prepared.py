@@ -1,4 +1,7 @@
-"""Prepared-statement cursors (common.prepared): one kept per connection, never shared by two open users."""
+"""Prepared-statement cursors (common.prepared): one kept per connection, never shared by two open users.
+
+Their health check is tested with the plain cursor's, in test_db_backend.py.
+"""
 
 from __future__ import annotations
 
@@ -51,31 +54,3 @@ def test_statements_run_again_after_the_connection_was_replaced(transactional_db
         # then it runs on the new connection
         assert cursor.fetchone() == (42,)
     assert wrapper.connection.info.backend_pid != old_pid
-
-
-@pytest.mark.parametrize(("idle_s", "checked"), [(0.0, True), (3600.0, False)])
-def test_a_prepared_cursor_takes_the_same_health_check_as_a_plain_one(
-    db: None, settings: Settings, monkeypatch: pytest.MonkeyPatch, idle_s: float, checked: bool
-) -> None:
-    # given a persistent connection that served a query a moment ago, and a new request starting
-    settings.LEADCRM_DB_HEALTH_CHECK_IDLE_S = idle_s
-    wrapper = connections["default"]
-    monkeypatch.setattr(wrapper, "health_check_enabled", True)
-    with prepared_cursor() as cursor:
-        cursor.execute("SELECT %s::int", [1])
-    pings: list[bool] = []
-    real_is_usable = wrapper.is_usable
-
-    def is_usable() -> bool:
-        pings.append(True)
-        return real_is_usable()
-
-    monkeypatch.setattr(wrapper, "is_usable", is_usable)
-    monkeypatch.setattr(wrapper, "health_check_done", False)
-
-    # when the request's first statement runs through a prepared cursor
-    with prepared_cursor() as cursor:
-        cursor.execute("SELECT %s::int", [2])
-
-    # then the SELECT 1 is sent only for a connection idle longer than the limit
-    assert bool(pings) is checked
