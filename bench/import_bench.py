@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from procstat import BackendsCPU, process_cpu_s
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -143,66 +144,7 @@ def backend_cpu_s() -> float:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_cpu_s(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class BackendsCPU:
-    """CPU seconds of every PostgreSQL backend on the bench database, the import's extra writers included.
-
-    The job writes with more than one connection (LEADCRM_IMPORT_WRITERS), and a writer's backend exits
-    when the job ends, so a thread samples them all every 50 ms (a backend's last < 50 ms may be missed).
-    """
-
-    def __init__(self, url: str) -> None:
-        import threading
-
-        self._conn = psycopg.connect(url, autocommit=True)
-        self._start: dict[int, float] = {}
-        self._last: dict[int, float] = {}
-        self._stop = threading.Event()
-        self.own_cpu_s = 0.0
-        for pid in self._pids():  # backends already there count from now, new ones from zero
-            cpu = _proc_cpu_s(pid)
-            if cpu is not None:
-                self._start[pid] = self._last[pid] = cpu
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _pids(self) -> list[int]:
-        rows = self._conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-        return [row[0] for row in rows]
-
-    def _sample(self) -> None:
-        for pid in self._pids():
-            cpu = _proc_cpu_s(pid)
-            if cpu is not None:
-                self._start.setdefault(pid, 0.0)
-                self._last[pid] = cpu
-
-    def _poll(self) -> None:
-        while not self._stop.wait(0.05):
-            self._sample()
-        self.own_cpu_s = time.thread_time()  # the sampler's own Python CPU, not the import's
-
-    def stop(self) -> tuple[float, int]:
-        """Total CPU seconds since the start, and how many backends took part."""
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        self._conn.close()
-        used = {pid: self._last[pid] - self._start[pid] for pid in self._last}
-        return sum(used.values()), sum(1 for v in used.values() if v > 0)
+    return process_cpu_s(pid) or 0.0
 
 
 def _cpu_since(cpu0: float, db_cpu0: float, rows: int, db_cpu: float | None = None) -> dict[str, float]:

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
+from procstat import processes_cpu_s
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -272,19 +273,6 @@ def run(payloads: list[dict[str, str]], concurrency: int, port: int) -> tuple[li
     return latencies, statuses, time.perf_counter() - started
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (from /proc; Linux only)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def server_pids(proc: subprocess.Popen[bytes], url: str) -> list[int]:
     """The gunicorn workers and the PostgreSQL backends serving them (persistent connections)."""
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -340,9 +328,9 @@ def main() -> None:
         run(warmup, args.concurrency, args.port)
         log(f"measuring: {len(payloads)} submissions from {args.concurrency} connections")
         pids = server_pids(proc, url)
-        cpu_before, load_before, client_before = cpu_seconds(pids), os.getloadavg()[0], time.process_time()
+        cpu_before, load_before, client_before = processes_cpu_s(pids), os.getloadavg()[0], time.process_time()
         latencies, statuses, elapsed = run(payloads, args.concurrency, args.port)
-        cpu_used, load_after = cpu_seconds(pids) - cpu_before, os.getloadavg()[0]
+        cpu_used, load_after = processes_cpu_s(pids) - cpu_before, os.getloadavg()[0]
         client_used = time.process_time() - client_before
     finally:
         if proc is not None and proc.poll() is None:

@@ -40,6 +40,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import api_bench  # noqa: E402  (the lead seed and its helpers)
+from procstat import BackendsCPU, machine_cpu_s, processes_cpu_s  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/leadcrm_bench_rescore"
@@ -133,71 +134,12 @@ def django_setup(url: str) -> None:
     django.setup()
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process so far (/proc; Linux)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_cpu_s() -> float:
-    """Busy CPU seconds of the whole machine so far (/proc/stat: everything but idle and iowait).
-
-    Includes PostgreSQL's backends (they come and go with the worker's connections) and whatever else
-    runs on the machine: compare it with the job's wall time times the cores.
-    """
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-class BackendCpu:
-    """CPU seconds of the PostgreSQL backends serving one database, sampled from /proc while a job runs.
-
-    The worker's connections come and go with its tasks, so the backends are polled every 0.1 s and
-    each one's latest figure kept (a backend that lives less than that is missed: a few ms at most).
-    Other databases' backends (other engineers' benchmarks) are not counted.
-    """
-
-    def __init__(self, dbname: str) -> None:
-        self.marker = f" {dbname} "
-        self.start: dict[int, float] = {}
-        self.last: dict[int, float] = {}
-        self.stop_event = threading.Event()
-        self.start = self._sample()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-        self.thread.start()
-
-    def _sample(self) -> dict[int, float]:
-        found = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if cmdline.startswith("postgres:") and self.marker in cmdline + " ":
-                found[int(entry.name)] = process_cpu_s(int(entry.name))
-        return found
-
-    def _poll(self) -> None:
-        while not self.stop_event.wait(0.1):
-            self.last.update(self._sample())
-
-    def stop(self) -> float:
-        self.stop_event.set()
-        self.thread.join()
-        self.last.update(self._sample())
-        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.last.items())
-
-
 class Worker:
     """``celery -A leadcrm worker`` (prefork, ``concurrency`` processes) on a queue of its own, as deployed."""
 
     def __init__(self, url: str, broker: str, queue: str, concurrency: int) -> None:
         self.queue = queue
+        self.url = url
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "leadcrm.settings",
@@ -232,7 +174,7 @@ class Worker:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         if children.exists():
             pids += [int(p) for p in children.read_text().split()]
-        return sum(process_cpu_s(pid) for pid in pids)
+        return processes_cpu_s(pids)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -244,13 +186,13 @@ class Worker:
 
 def run_job(rule_set: Any, mode: str, worker: Worker) -> dict[str, Any]:
     """Request the job as the API does (``rescore_run_task`` on commit) and wait for the worker to finish it."""
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from scoring.models import RescoreJob, RescoreStatus
     from scoring.tasks import rescore_run_task
 
     job = RescoreJob.objects.create(rule_set=rule_set, mode=mode)
-    backends = BackendCpu(connection.settings_dict["NAME"])
+    backends = BackendsCPU(worker.url, interval=0.1)
     cpu0, machine0, t0 = worker.cpu_s(), machine_cpu_s(), time.perf_counter()
     with transaction.atomic():
         transaction.on_commit(lambda: rescore_run_task.delay(job.pk))
@@ -260,7 +202,7 @@ def run_job(rule_set: Any, mode: str, worker: Worker) -> dict[str, Any]:
             break
         time.sleep(0.05)
     wall = time.perf_counter() - t0
-    postgres_cpu = backends.stop()
+    postgres_cpu, _count = backends.stop()
     if done.status == RescoreStatus.FAILED:
         raise RuntimeError(f"the {mode} failed: {done.error}")
     figures = {
