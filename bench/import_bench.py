@@ -10,7 +10,7 @@
    ``(0086)138…``), Chinese names and companies, a few bad rows.
 4. Each measurement runs in its own process (clean peak RSS): ``import_create`` + ``import_run`` —
    the real worker code, in-process, no broker — for each file and ``on_duplicate`` mode, then undo.
-5. Baselines on the same rows: (a) a naive per-row ORM loop (look up, then ``lead_create``) on a
+5. Baselines on the same rows: (a) a naive per-row ORM loop (look up, then ORM creates) on a
    ``--naive-rows`` sample, (b) django-import-export's bulk mode (``use_bulk``) on ``--iie-rows``,
    (c) a raw ``COPY`` of the rows into a scratch table.
 6. ``--million``: a 1,000,000-row file through the job, for the peak-memory figure.
@@ -251,20 +251,23 @@ def _file_rows(path: Path, limit: int) -> list[dict[str, str]]:
 
 
 def phase_naive(args: argparse.Namespace) -> dict[str, Any]:
-    """What a straightforward importer does: per row, normalize, look the person up, create through the service."""
+    """What a straightforward importer does, per row with the ORM: normalize, look the person up, then create the
+    lead, its first stage-history row, its tag and its ``import`` timeline event (the rows our import writes)."""
     from django.core.exceptions import ValidationError
     from django.db import transaction
     from django.db.models import Q
 
-    from common.normalize import normalize_email, normalize_phone
-    from leads import services
-    from leads.models import Interaction, Lead
+    from common.normalize import normalize_email, normalize_phone, normalize_text
+    from leads.models import Interaction, Lead, LeadStageChange, Stage, Tag
+    from users.models import User
 
+    user = User.objects.filter(username="bench-marketing").first()
+    tag, _ = Tag.objects.get_or_create(name="bench")
     rows = _file_rows(Path(args.file), args.naive_rows)
     created_ids = []
     db_cpu0, cpu0 = backend_cpu_s(), time.process_time()
     t0 = time.perf_counter()
-    for row in rows:
+    for line, row in enumerate(rows, start=2):
         try:
             email, phone = normalize_email(row["邮箱"]), normalize_phone(row["手机"])
         except ValidationError:
@@ -275,11 +278,18 @@ def phase_naive(args: argparse.Namespace) -> dict[str, Any]:
             )
             if match.exists():
                 continue
-            lead = services.lead_create(
-                name=row["姓名"], email=email, phone=phone, company=row["公司"], job_title=row["职位"],
-                industry=row["行业"], city=row["城市"], source="import",
+            lead = Lead(
+                name=normalize_text(row["姓名"]), email=email, phone=phone, company=normalize_text(row["公司"]),
+                job_title=normalize_text(row["职位"]), industry=normalize_text(row["行业"]),
+                city=normalize_text(row["城市"]), source="import", created_by=user,
             )  # fmt: skip
-            Interaction.objects.create(lead=lead, type="import")
+            lead.full_clean()
+            lead.save()
+            LeadStageChange.objects.create(lead=lead, to_stage=Stage.NEW, changed_by=user, changed_at=lead.created_at)
+            lead.tags.add(tag)
+            Interaction.objects.create(
+                lead=lead, type="import", properties={"file": Path(args.file).name, "line": line}, created_by=user
+            )
             created_ids.append(lead.pk)
     seconds = time.perf_counter() - t0
     cpu = _cpu_since(cpu0, db_cpu0, len(rows))

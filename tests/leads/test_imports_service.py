@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -105,6 +106,26 @@ def test_backslashes_tabs_and_a_literal_backslash_n_in_cells_are_stored_as_writt
     assert job.created == 1
     lead = Lead.objects.get()
     assert (lead.name, lead.utm_source, lead.attributes) == ("Back\\slash \\N", "a\tb", {"notes": "\\N"})
+
+
+def test_copy_text_names_each_rows_own_columns_first_and_fills_the_rest_from_common_values_and_defaults() -> None:
+    fields = [f for f in Lead._meta.concrete_fields if not f.generated and not f.primary_key]
+    rows: list[dict[str, Any]] = [
+        {"name": "Ann\tA\\B", "company": "ACME"},
+        {"name": "Bob", "attributes": {"展会": "上海"}},
+    ]
+
+    columns, text = import_services._copy_rows(fields, rows, {"source": "import"}, ids=[7, 8])
+
+    names = ["id", *(f.attname for f in columns)]
+    assert names[1:4] == ["name", "company", "attributes"]  # the named ones, in model order
+    assert sorted(names[1:]) == sorted(f.attname for f in fields)  # every column once
+    ann, bob = (dict(zip(names, line.split("\t"), strict=True)) for line in text.splitlines())
+    assert (ann["id"], ann["name"], ann["company"], ann["attributes"]) == ("7", "Ann\\tA\\\\B", "ACME", "{}")
+    assert (bob["id"], bob["name"], bob["company"], bob["attributes"]) == ("8", "Bob", "", '{"展会": "上海"}')
+    assert ann["source"] == bob["source"] == "import"
+    assert ann["campaign_id"] == bob["campaign_id"] == "\\N"  # a nullable column nobody set is NULL
+    assert text.endswith("\n")
 
 
 def test_imported_leads_are_scored_by_the_pipeline_at_the_end(run_import) -> None:
