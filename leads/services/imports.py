@@ -44,7 +44,7 @@ from django.utils.translation import gettext as _
 from common.normalize import normalize_text
 from leads.imports import reading
 from leads.imports.mapping import complete_mapping, guess_mapping, mapping_errors
-from leads.imports.rows import Row, build_row
+from leads.imports.rows import Row, RowBuilder
 from leads.models import (
     Campaign,
     FormSubmission,
@@ -288,8 +288,9 @@ def _built_chunks(
     def produce() -> None:
         try:
             with translation.override(language):  # row errors in the job's language, as before
+                build = RowBuilder(headers, mapping)
                 for chunk in _chunks(rows, CHUNK_ROWS):
-                    if not put([build_row(line, headers, cells, mapping) for line, cells in chunk]):
+                    if not put([build(line, cells) for line, cells in chunk]):
                         return
             put(_END)
         except BaseException as exc:  # re-raised by the consumer

@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 
 from leads import services
+from leads.imports.rows import Row, RowBuilder
 from leads.models import (
     ImportJob,
     ImportRowError,
@@ -387,14 +388,14 @@ def test_a_row_that_breaks_the_normalizer_fails_the_job_and_keeps_the_chunks_bef
     org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(import_services, "CHUNK_ROWS", 2)
-    real_build = import_services.build_row
+    real_build = RowBuilder.__call__
 
-    def build_row(line, *args, **kwargs):
+    def build(self: RowBuilder, line: int, cells: list[str]) -> Row:
         if line == 5:
             raise RuntimeError("normalizer crashed on line 5")
-        return real_build(line, *args, **kwargs)
+        return real_build(self, line, cells)
 
-    monkeypatch.setattr(import_services, "build_row", build_row)
+    monkeypatch.setattr(RowBuilder, "__call__", build)
     text = "name,email\n" + "".join(f"P{i},p{i}@example.com\n" for i in range(6))
     job = services.import_create(file=upload(text), by=org.marketing)
 
@@ -602,14 +603,14 @@ def test_with_two_writers_a_failing_chunk_keeps_the_chunks_before_it_and_a_rerun
 def test_with_two_writers_a_row_that_breaks_the_normalizer_keeps_the_chunks_before_it(
     org: Org, two_writers: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_build = import_services.build_row
+    real_build = RowBuilder.__call__
 
-    def build_row(line, *args, **kwargs):
+    def build(self: RowBuilder, line: int, cells: list[str]) -> Row:
         if line == 7:
             raise RuntimeError("normalizer crashed on line 7")
-        return real_build(line, *args, **kwargs)
+        return real_build(self, line, cells)
 
-    monkeypatch.setattr(import_services, "build_row", build_row)
+    monkeypatch.setattr(RowBuilder, "__call__", build)
     text = "name,email\n" + "".join(f"P{i},p{i}@example.com\n" for i in range(8))
     job = services.import_create(file=upload(text), by=org.marketing)
 
