@@ -9,6 +9,7 @@ from openpyxl import Workbook
 
 from leads.imports import reading
 from leads.imports.mapping import complete_mapping, guess_mapping, mapping_errors
+from leads.imports.rows import build_row
 
 
 def _read(data: bytes, name: str = "list.csv") -> tuple[reading.FileInfo, list[tuple[int, list[str]]]]:
@@ -241,3 +242,15 @@ def test_a_workbook_that_expands_too_much_is_refused_before_it_is_read(monkeypat
 
     with pytest.raises(reading.ImportFileError, match="expands to too much data"):
         _read(data, "list.xlsx")
+
+
+def test_a_row_shorter_or_longer_than_the_header_keeps_every_cell_for_the_error_report() -> None:
+    headers = ["姓名", "邮箱", "城市"]
+    mapping = {"姓名": "name", "邮箱": "email", "城市": "city"}
+
+    short = build_row(3, headers, ["张伟"], mapping)
+    long = build_row(4, headers, ["李娜", " LI@Example.com ", "上海", "展会名单", " "], mapping)
+
+    assert (short.raw, short.data, short.errors) == ({"姓名": "张伟", "邮箱": "", "城市": ""}, {"name": "张伟"}, [])
+    assert long.raw == {"姓名": "李娜", "邮箱": " LI@Example.com ", "城市": "上海", "Column 4": "展会名单"}
+    assert long.data == {"name": "李娜", "email": "li@example.com", "city": "上海"}
