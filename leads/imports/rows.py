@@ -167,7 +167,10 @@ class RowBuilder:
             # Cells beyond the header are kept so that the error report shows the row as it was.
             for extra, value in enumerate(cells[len(headers) :], start=len(headers) + 1):
                 if value.strip():
-                    raw[_("Column %(n)s") % {"n": extra}] = value
+                    label = _("Column %(n)s") % {"n": extra}
+                    while label in raw:  # a header of the file may read the same
+                        label += "+"
+                    raw[label] = value
         row = Row(line=line, raw=raw)
         data = row.data
         for index, header, target in self.steps:

@@ -254,3 +254,10 @@ def test_a_row_shorter_or_longer_than_the_header_keeps_every_cell_for_the_error_
     assert (short.raw, short.data, short.errors) == ({"姓名": "张伟", "邮箱": "", "城市": ""}, {"name": "张伟"}, [])
     assert long.raw == {"姓名": "李娜", "邮箱": " LI@Example.com ", "城市": "上海", "Column 4": "展会名单"}
     assert long.data == {"name": "李娜", "email": "li@example.com", "city": "上海"}
+
+
+def test_an_extra_cell_does_not_overwrite_a_header_that_reads_like_its_label() -> None:
+    row = build_row(2, ["name", "Column 3"], ["Ann", "kept", "extra"], {"name": "name", "Column 3": "attr:note"})
+
+    assert row.raw == {"name": "Ann", "Column 3": "kept", "Column 3+": "extra"}
+    assert row.attributes == {"note": "kept"}

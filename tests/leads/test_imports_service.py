@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -127,6 +128,25 @@ def test_copy_text_names_each_rows_own_columns_first_and_fills_the_rest_from_com
     assert ann["source"] == bob["source"] == "import"
     assert ann["campaign_id"] == bob["campaign_id"] == "\\N"  # a nullable column nobody set is NULL
     assert text.endswith("\n")
+
+
+def test_copy_text_of_rows_that_name_no_column_has_one_field_per_column_and_a_misspelled_key_is_refused() -> None:
+    fields = [f for f in LeadStageChange._meta.concrete_fields if not f.primary_key]
+    at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    columns, text = import_services._copy_rows(fields, [{}, {}], {"lead_id": 7, "to_stage": "new", "changed_at": at})
+
+    assert [f.attname for f in columns] == [
+        "lead_id",
+        "from_stage",
+        "to_stage",
+        "changed_by_id",
+        "changed_at",
+        "reason",
+    ]
+    assert text == f"7\t\tnew\t\\N\t{at.isoformat()}\t\n" * 2
+    with pytest.raises(ValueError, match="lead"):
+        import_services._copy_rows(fields, [{"lead": 7}], {})
 
 
 def test_imported_leads_are_scored_by_the_pipeline_at_the_end(run_import) -> None:
