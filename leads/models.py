@@ -565,6 +565,7 @@ class ImportStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+    UNDOING = "undoing", _("Undoing")
     UNDONE = "undone", _("Undone")
 
 

@@ -174,11 +174,12 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
         return response
 
-    @extend_schema(request=None, responses=ImportJobSerializer)
+    @extend_schema(request=None, responses={202: ImportJobSerializer})
     @action(detail=True, methods=["post"], url_path="undo")
     def undo(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        job = services.import_undo(job=self.get_object(), by=self._user())
-        return Response(ImportJobSerializer(job).data)
+        """Start undoing a finished or failed import: 202 with the job, ``undoing`` until a worker is done."""
+        job = services.import_undo_start(job=self.get_object(), by=self._user())
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 def import_errors_csv(job: ImportJob) -> Any:

@@ -3,7 +3,14 @@
 from leads.services.activity import activity_log
 from leads.services.events import events_ingest, visitor_link
 from leads.services.followups import task_complete, task_create, task_reopen, task_update
-from leads.services.imports import import_create, import_file_headers, import_preview, import_run, import_undo
+from leads.services.imports import (
+    import_create,
+    import_file_headers,
+    import_preview,
+    import_run,
+    import_undo,
+    import_undo_start,
+)
 from leads.services.intake import lead_find_match, lead_upsert
 from leads.services.leads import (
     EDITABLE_FIELDS,
@@ -36,6 +43,7 @@ __all__ = [
     "import_preview",
     "import_run",
     "import_undo",
+    "import_undo_start",
     "interaction_record",
     "lead_assign",
     "lead_change_stage",

@@ -238,7 +238,7 @@ def import_run(*, job_id: int) -> None:
     """
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status in (ImportStatus.DONE, ImportStatus.UNDONE):
+        if job is None or job.status in (ImportStatus.DONE, ImportStatus.UNDOING, ImportStatus.UNDONE):
             return
         job.status = ImportStatus.RUNNING
         job.started_at = job.started_at or timezone.now()
@@ -1167,17 +1167,55 @@ def _write_matches(matches: list[_Match], now: Any) -> None:
 # --- Undo ---------------------------------------------------------------------------------------
 
 
+def _undo_refused() -> ValidationError:
+    return ValidationError({"status": [_("Only a finished or failed import can be undone.")]})
+
+
+@transaction.atomic
+def import_undo_start(*, job: ImportJob, by: User | None) -> ImportJob:
+    """Mark a finished or failed import ``undoing`` and have a worker undo it (``import_undo``).
+
+    Undoing a big list deletes hundreds of thousands of rows (about 20 s per 50,000 created leads):
+    longer than a web request may take, so it runs in the background like the import itself and the
+    job's page follows its status.
+    """
+    job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
+        raise _undo_refused()
+    job.status = ImportStatus.UNDOING
+    job.error = ""
+    job.save(update_fields=["status", "error"])
+    job_id = job.pk
+    transaction.on_commit(lambda: _enqueue_undo(job_id))
+    return job
+
+
+def _enqueue_undo(job_id: int) -> None:
+    from leads.tasks.imports import import_undo_task
+
+    import_undo_task.delay(job_id)
+
+
+def import_undo_failed(*, job_id: int, error: BaseException) -> None:
+    """An undo that raised: everything it did rolled back; the job says why and may be undone again."""
+    ImportJob.objects.filter(pk=job_id, status=ImportStatus.UNDOING).update(
+        status=ImportStatus.FAILED,
+        error=(_("Undo failed: %(error)s") % {"error": f"{type(error).__name__}: {error}"})[:2000],
+    )
+
+
 @transaction.atomic
 def import_undo(*, job: ImportJob, by: User | None) -> ImportJob:
     """Delete the leads the import created and put back what it changed on existing leads.
 
     A created lead someone has since worked on (a logged call, a note, a task, converted) is kept,
     detached from the import, and counted in the job's message: undo never destroys a person's work.
-    A value the import filled is restored only if nobody changed it since.
+    A value the import filled is restored only if nobody changed it since. One transaction: a failure
+    leaves the import as it was. The worker runs it for ``import_undo_start``.
     """
     job = ImportJob.objects.select_for_update().get(pk=job.pk)
-    if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
-        raise ValidationError({"status": [_("Only a finished or failed import can be undone.")]})
+    if job.status not in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.UNDOING):
+        raise _undo_refused()
     created = Lead.objects.filter(import_job=job)
     # Anything that happened to the lead after the import, by a person or by the lead themselves (a
     # form submitted, a visitor linked, a merge), makes it worth keeping.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from leads.tasks.pipeline import TRANSIENT_ERRORS
 
@@ -26,3 +26,35 @@ def import_run_task(job_id: int) -> None:
     from leads.services.imports import import_run
 
     import_run(job_id=job_id)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def import_undo_task(self: Task, job_id: int) -> None:
+    """Undo import job ``job_id``; sent on commit by ``import_undo_start``.
+
+    The undo is one transaction, so a worker lost half-way undoes nothing and the redelivered task
+    starts again; a job already undone (a redelivery after commit) is left alone. A transient error
+    (the database restarting) is retried; any other error, or the last retry, marks the job failed
+    with the reason, and it can be undone again.
+    """
+    from leads.models import ImportJob, ImportStatus
+    from leads.services.imports import import_undo, import_undo_failed
+
+    job = ImportJob.objects.filter(pk=job_id, status=ImportStatus.UNDOING).first()
+    if job is None:
+        return
+    try:
+        import_undo(job=job, by=None)
+    except Exception as exc:
+        if not isinstance(exc, TRANSIENT_ERRORS) or self.request.retries >= (self.max_retries or 0):
+            import_undo_failed(job_id=job_id, error=exc)
+        raise

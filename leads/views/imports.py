@@ -98,10 +98,10 @@ def import_undo(request: HttpRequest, job_id: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     job = _visible_job(user, job_id)
     try:
-        services.import_undo(job=job, by=user)
+        services.import_undo_start(job=job, by=user)
     except ValidationError as exc:
         for error in exc.messages:
             messages.error(request, error)
     else:
-        messages.success(request, _("The import was undone."))
+        messages.success(request, _("Undoing the import: this page shows when it is done."))
     return redirect("leads:import_detail", job_id=job.pk)

@@ -34,7 +34,7 @@
         if (job) update(job);
         if (job && FINAL.indexOf(job.status) !== -1) {
           box.dataset.finished = "true";
-          if (job.status !== "undone") window.setTimeout(function () { window.location.reload(); }, 300);
+          window.setTimeout(function () { window.location.reload(); }, 300);
           return;
         }
         window.setTimeout(poll, 1000);

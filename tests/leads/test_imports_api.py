@@ -166,8 +166,10 @@ def test_undo_through_the_api(marketing, django_capture_on_commit_callbacks) -> 
     with django_capture_on_commit_callbacks(execute=True):
         response = marketing.post(f"{URL}{job_id}/undo/")
 
-    assert response.status_code == 200
-    assert response.json()["status"] == "undone"
+    # Accepted and handed to a worker (eager here, run when the request's transaction commits).
+    assert response.status_code == 202
+    assert response.json()["status"] == "undoing"
+    assert marketing.get(f"{URL}{job_id}/").json()["status"] == "undone"
     assert not Lead.objects.exists()
     assert marketing.post(f"{URL}{job_id}/undo/").status_code == 400
 

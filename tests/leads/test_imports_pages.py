@@ -108,7 +108,7 @@ def test_undo_from_the_job_page(org: Org, django_capture_on_commit_callbacks) ->
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("leads:import_undo", kwargs={"job_id": job.pk}))
 
-    assert response.status_code == 302
+    assert response.status_code == 302  # back to the job page, which follows the worker's undo
     job.refresh_from_db()
     assert job.status == ImportStatus.UNDONE
     assert not Lead.objects.exists()

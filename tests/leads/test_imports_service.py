@@ -690,6 +690,52 @@ def test_an_import_cannot_be_undone_twice(run_import, org: Org) -> None:
         services.import_undo(job=job, by=org.marketing)
 
 
+def test_undo_runs_in_the_background_and_a_second_request_meanwhile_is_refused(
+    run_import, org: Org, django_capture_on_commit_callbacks
+) -> None:
+    job = run_import("name\nAnn\nBob\n")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        started = services.import_undo_start(job=job, by=org.marketing)
+    assert started.status == ImportStatus.UNDOING
+    assert Lead.objects.count() == 2  # nothing deleted until the worker runs
+    with pytest.raises(ValidationError):
+        services.import_undo_start(job=job, by=org.marketing)
+    services.import_run(job_id=job.pk)  # a late redelivery of the import itself does nothing
+    assert Lead.objects.count() == 2
+
+    for callback in callbacks:
+        callback()  # the worker (eager Celery)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.UNDONE
+    assert not Lead.objects.exists()
+
+
+def test_an_undo_that_fails_changes_nothing_says_why_and_can_be_retried(
+    run_import, existing: Lead, org: Org, django_capture_on_commit_callbacks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = run_import(AGAINST_DB, on_duplicate=OnDuplicate.UPDATE)
+    assert Lead.objects.count() == 2
+    real_mark_dirty = import_services.leads_mark_dirty
+    monkeypatch.setattr(import_services, "leads_mark_dirty", lambda **kw: 1 / 0)  # fails after the writes
+
+    with pytest.raises(ZeroDivisionError), django_capture_on_commit_callbacks(execute=True):
+        services.import_undo_start(job=job, by=org.marketing)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    assert "Undo failed: ZeroDivisionError" in job.error
+    existing.refresh_from_db()
+    assert (Lead.objects.count(), existing.company) == (2, "Acme")  # its deletes and restores rolled back
+    monkeypatch.setattr(import_services, "leads_mark_dirty", real_mark_dirty)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.import_undo_start(job=job, by=org.marketing)
+    job.refresh_from_db()
+    existing.refresh_from_db()
+    assert (job.status, job.error, Lead.objects.count(), existing.company) == (ImportStatus.UNDONE, "", 1, "")
+
+
 def test_undo_keeps_created_leads_the_person_has_engaged_with_since(run_import, org: Org) -> None:
     # A web-form submission or a merge is recorded without a user (created_by NULL): still engagement.
     job = run_import("name,email\nAnn,ann@example.com\nBob,bob@example.com\nCy,cy@example.com\n")
