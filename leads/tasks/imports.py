@@ -1,21 +1,27 @@
-"""Celery task of campaign-list imports: run one import job in the background."""
+"""Celery tasks of campaign-list imports: run one import job, or undo it, in the background."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Task, shared_task
 
 from leads.tasks.pipeline import TRANSIENT_ERRORS
 
+# Both import tasks: the message is acknowledged only once the work is done (a lost worker's job is
+# redelivered), and a transient outage of the database or broker is retried with backoff.
+_DURABLE: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 5,
+}
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-)
+
+@shared_task(**_DURABLE)
 def import_run_task(job_id: int) -> None:
     """Run import job ``job_id``; sent on commit by ``import_create``.
 
@@ -28,16 +34,7 @@ def import_run_task(job_id: int) -> None:
     import_run(job_id=job_id)
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-)
+@shared_task(bind=True, **_DURABLE)
 def import_undo_task(self: Task, job_id: int) -> None:
     """Undo import job ``job_id``; sent on commit by ``import_undo_start``.
 
