@@ -602,6 +602,11 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the job last moved (created, started, a chunk committed, undo started): a job waiting,
+    # running or undoing that nobody has moved for LEADCRM_IMPORT_STALE_S is sent to a worker again.
+    touched_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The status an undo started from (done or failed): where a failed undo puts the job back.
+    undo_from = models.CharField(max_length=20, choices=ImportStatus.choices, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -185,6 +185,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "sweep-import-jobs": {
+        "task": "leads.tasks.imports.import_sweep_task",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "sweep-rescore-jobs": {
         "task": "scoring.tasks.rescore_sweep_task",
         "schedule": 60.0,
@@ -262,6 +267,8 @@ LEADCRM_IMPORT_MAX_BYTES = env.int("LEADCRM_IMPORT_MAX_BYTES", default=50 * 1024
 # Database connections that write an import's chunks at once (PostgreSQL): each chunk's database work
 # (indexes, foreign-key checks) is single-threaded in its backend, so two writers use two cores.
 LEADCRM_IMPORT_WRITERS = env.int("LEADCRM_IMPORT_WRITERS", default=2)
+# An import waiting, running or undoing that nobody has moved this long (seconds) is sent again.
+LEADCRM_IMPORT_STALE_S = env.int("LEADCRM_IMPORT_STALE_S", default=600)
 
 # --- Event pipeline (issue #4) ---------------------------------------------------------------
 # Dotted paths of post-score hooks, called per processed lead: hook(lead=, result=, previous_score=, previous_stage=).

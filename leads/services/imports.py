@@ -25,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import IO, Any, cast
@@ -242,8 +242,9 @@ def import_run(*, job_id: int) -> None:
             return
         job.status = ImportStatus.RUNNING
         job.started_at = job.started_at or timezone.now()
+        job.touched_at = timezone.now()
         job.error = ""
-        job.save(update_fields=["status", "started_at", "error"])
+        job.save(update_fields=["status", "started_at", "touched_at", "error"])
     try:
         _run(job)
     except _Superseded:
@@ -731,6 +732,7 @@ def _import_chunk(
         if state.status != ImportStatus.RUNNING or state.processed != offset:
             raise _Superseded
         ImportJob.objects.filter(pk=job.pk).update(
+            touched_at=now,
             processed=F("processed") + len(rows),
             created=F("created") + counts.created,
             updated=F("updated") + counts.updated,
@@ -1182,38 +1184,68 @@ def import_undo_start(*, job: ImportJob, by: User | None) -> ImportJob:
     job = ImportJob.objects.select_for_update().get(pk=job.pk)
     if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
         raise _undo_refused()
-    job.status = ImportStatus.UNDOING
+    job.undo_from, job.status = job.status, ImportStatus.UNDOING
     job.error = ""
-    job.save(update_fields=["status", "error"])
-    job_id = job.pk
-    transaction.on_commit(lambda: _enqueue_undo(job_id))
+    job.touched_at = timezone.now()
+    job.save(update_fields=["status", "undo_from", "error", "touched_at"])
+    job_id, language = job.pk, translation.get_language()
+    transaction.on_commit(lambda: _enqueue_undo(job_id, language))
     return job
 
 
-def _enqueue_undo(job_id: int) -> None:
+def _enqueue_undo(job_id: int, language: str | None = None) -> None:
+    """Send the undo to a worker; its messages (leads kept, the error) in ``language``, the requester's."""
     from leads.tasks.imports import import_undo_task
 
-    import_undo_task.delay(job_id)
+    import_undo_task.delay(job_id, language)
+
+
+def import_sweep(*, stale_after_s: float | None = None) -> int:
+    """Send again the jobs a lost message left waiting, running or undoing; return how many were sent.
+
+    A job nobody has moved for ``LEADCRM_IMPORT_STALE_S`` (a Redis restart lost its message, or its
+    worker died and the message is not coming back) goes to a worker again. A duplicate is harmless:
+    a second import run stops at its first chunk because the counters moved under it, and a second
+    undo waits for the job's row lock and then finds it undone. Run by beat (``import_sweep_task``).
+    """
+    after = settings.LEADCRM_IMPORT_STALE_S if stale_after_s is None else stale_after_s
+    stale = ImportJob.objects.filter(
+        status__in=[ImportStatus.PENDING, ImportStatus.RUNNING, ImportStatus.UNDOING],
+        touched_at__lt=timezone.now() - timedelta(seconds=after),
+    )
+    sent = 0
+    for job_id, status in stale.values_list("pk", "status"):
+        # Touched first: of two sweeps at once only one sends it, and the next sweep waits again.
+        if stale.filter(pk=job_id, status=status).update(touched_at=timezone.now()):
+            (_enqueue_undo if status == ImportStatus.UNDOING else _enqueue)(job_id)
+            sent += 1
+    return sent
 
 
 def import_undo_failed(*, job_id: int, error: BaseException) -> None:
-    """An undo that raised: everything it did rolled back; the job says why and may be undone again."""
-    ImportJob.objects.filter(pk=job_id, status=ImportStatus.UNDOING).update(
-        status=ImportStatus.FAILED,
-        error=(_("Undo failed: %(error)s") % {"error": f"{type(error).__name__}: {error}"})[:2000],
-    )
+    """An undo that raised: everything it did rolled back, so the job goes back to the status it had
+    (done or failed), says why, and may be undone again."""
+    job = ImportJob.objects.filter(pk=job_id, status=ImportStatus.UNDOING).first()
+    if job is None:
+        return
+    job.status = job.undo_from or ImportStatus.FAILED
+    job.error = (_("Undo failed: %(error)s") % {"error": f"{type(error).__name__}: {error}"})[:2000]
+    ImportJob.objects.filter(pk=job_id, status=ImportStatus.UNDOING).update(status=job.status, error=job.error)
 
 
 @transaction.atomic
-def import_undo(*, job: ImportJob, by: User | None) -> ImportJob:
+def import_undo(*, job: ImportJob, by: User | None, started: bool = False) -> ImportJob:
     """Delete the leads the import created and put back what it changed on existing leads.
 
     A created lead someone has since worked on (a logged call, a note, a task, converted) is kept,
     detached from the import, and counted in the job's message: undo never destroys a person's work.
     A value the import filled is restored only if nobody changed it since. One transaction: a failure
-    leaves the import as it was. The worker runs it for ``import_undo_start``.
+    leaves the import as it was. The worker runs it with ``started`` for ``import_undo_start``: then a
+    job no longer ``undoing`` under its row lock (another run finished or failed it) is left alone.
     """
     job = ImportJob.objects.select_for_update().get(pk=job.pk)
+    if started and job.status != ImportStatus.UNDOING:
+        return job
     if job.status not in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.UNDOING):
         raise _undo_refused()
     created = Lead.objects.filter(import_job=job)

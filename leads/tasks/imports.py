@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
+from django.utils import translation
 
 from leads.tasks.pipeline import TRANSIENT_ERRORS
 
@@ -35,13 +37,13 @@ def import_run_task(job_id: int) -> None:
 
 
 @shared_task(bind=True, **_DURABLE)
-def import_undo_task(self: Task, job_id: int) -> None:
-    """Undo import job ``job_id``; sent on commit by ``import_undo_start``.
+def import_undo_task(self: Task, job_id: int, language: str | None = None) -> None:
+    """Undo import job ``job_id``; sent on commit by ``import_undo_start`` (and again by the sweeper).
 
     The undo is one transaction, so a worker lost half-way undoes nothing and the redelivered task
-    starts again; a job already undone (a redelivery after commit) is left alone. A transient error
-    (the database restarting) is retried; any other error, or the last retry, marks the job failed
-    with the reason, and it can be undone again.
+    starts again; a job no longer ``undoing`` (a duplicate after another run finished) is left alone.
+    A transient error (the database restarting) is retried; any other error, or the last retry, puts
+    the job back to its status before the undo with the reason, and it can be undone again.
     """
     from leads.models import ImportJob, ImportStatus
     from leads.services.imports import import_undo, import_undo_failed
@@ -49,9 +51,18 @@ def import_undo_task(self: Task, job_id: int) -> None:
     job = ImportJob.objects.filter(pk=job_id, status=ImportStatus.UNDOING).first()
     if job is None:
         return
-    try:
-        import_undo(job=job, by=None)
-    except Exception as exc:
-        if not isinstance(exc, TRANSIENT_ERRORS) or self.request.retries >= (self.max_retries or 0):
-            import_undo_failed(job_id=job_id, error=exc)
-        raise
+    with translation.override(language or settings.LANGUAGE_CODE):
+        try:
+            import_undo(job=job, by=None, started=True)
+        except Exception as exc:
+            if not isinstance(exc, TRANSIENT_ERRORS) or self.request.retries >= (self.max_retries or 0):
+                import_undo_failed(job_id=job_id, error=exc)
+            raise
+
+
+@shared_task(ignore_result=True)
+def import_sweep_task() -> None:
+    """Beat, every minute: send again the import jobs whose message was lost (see ``import_sweep``)."""
+    from leads.services.imports import import_sweep
+
+    import_sweep()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from celery.exceptions import Retry
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone, translation
 
 from leads import services
 from leads.imports.rows import Row, RowBuilder
@@ -29,6 +31,7 @@ from leads.models import (
 )
 from leads.services import imports as import_services
 from leads.services.intake import lead_upsert
+from leads.tasks.imports import import_undo_task
 from tests.conftest import Org
 from tests.factories import CampaignFactory, InteractionFactory, LeadFactory
 
@@ -702,7 +705,8 @@ def test_undo_runs_in_the_background_and_a_second_request_meanwhile_is_refused(
     with pytest.raises(ValidationError):
         services.import_undo_start(job=job, by=org.marketing)
     services.import_run(job_id=job.pk)  # a late redelivery of the import itself does nothing
-    assert Lead.objects.count() == 2
+    job.refresh_from_db()
+    assert (job.status, Lead.objects.count()) == (ImportStatus.UNDOING, 2)
 
     for callback in callbacks:
         callback()  # the worker (eager Celery)
@@ -724,7 +728,7 @@ def test_an_undo_that_fails_changes_nothing_says_why_and_can_be_retried(
         services.import_undo_start(job=job, by=org.marketing)
 
     job.refresh_from_db()
-    assert job.status == ImportStatus.FAILED
+    assert job.status == ImportStatus.DONE  # where it was: the import itself did not fail
     assert "Undo failed: ZeroDivisionError" in job.error
     existing.refresh_from_db()
     assert (Lead.objects.count(), existing.company) == (2, "Acme")  # its deletes and restores rolled back
@@ -734,6 +738,99 @@ def test_an_undo_that_fails_changes_nothing_says_why_and_can_be_retried(
     job.refresh_from_db()
     existing.refresh_from_db()
     assert (job.status, job.error, Lead.objects.count(), existing.company) == (ImportStatus.UNDONE, "", 1, "")
+
+
+def test_an_undo_that_meets_a_database_outage_changes_nothing_and_its_retry_completes_it(
+    run_import, org: Org, django_capture_on_commit_callbacks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = run_import("name\nAnn\n")
+    real_undo = import_services.import_undo
+
+    def down(**kwargs: Any) -> ImportJob:
+        raise OperationalError("the database is restarting")
+
+    monkeypatch.setattr(import_services, "import_undo", down)
+    # A worker would retry it later; eager Celery hands the Retry to the caller instead.
+    with pytest.raises(Retry), django_capture_on_commit_callbacks(execute=True):
+        services.import_undo_start(job=job, by=org.marketing)
+    job.refresh_from_db()
+    assert (job.status, job.error, Lead.objects.count()) == (ImportStatus.UNDOING, "", 1)
+
+    monkeypatch.setattr(import_services, "import_undo", real_undo)
+    import_undo_task.apply(args=(job.pk,), retries=1, throw=True)  # the retry
+
+    job.refresh_from_db()
+    assert (job.status, Lead.objects.count()) == (ImportStatus.UNDONE, 0)
+
+
+def test_an_undo_still_failing_at_its_last_retry_goes_back_with_the_reason(
+    run_import, org: Org, django_capture_on_commit_callbacks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = run_import("name\nAnn\n")
+    with django_capture_on_commit_callbacks():  # the first message: its attempts are simulated below
+        services.import_undo_start(job=job, by=org.marketing)
+
+    def down(**kwargs: Any) -> ImportJob:
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(import_services, "import_undo", down)
+    with pytest.raises(OperationalError):
+        import_undo_task.apply(args=(job.pk,), retries=import_undo_task.max_retries, throw=True)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE
+    assert "Undo failed: OperationalError: the database is down" in job.error
+    assert Lead.objects.count() == 1
+
+
+def test_a_duplicate_undo_message_leaves_a_job_alone_once_it_is_no_longer_undoing(
+    run_import, org: Org, django_capture_on_commit_callbacks
+) -> None:
+    job = run_import("name\nAnn\n")
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.FAILED)  # as after a failed undo
+
+    import_undo_task.delay(job.pk)
+    assert import_services.import_undo(job=job, by=None, started=True).status == ImportStatus.FAILED
+
+    job.refresh_from_db()
+    assert (job.status, Lead.objects.count()) == (ImportStatus.FAILED, 1)
+
+
+def test_the_undo_reports_in_the_language_of_whoever_started_it(
+    run_import, org: Org, django_capture_on_commit_callbacks
+) -> None:
+    job = run_import("name,email\nAnn,ann@example.com\nBob,bob@example.com\n")
+    InteractionFactory.create(lead=Lead.objects.get(email="ann@example.com"), type="call", created_by=org.rep)
+
+    with translation.override("zh-hans"), django_capture_on_commit_callbacks(execute=True):
+        services.import_undo_start(job=job, by=org.marketing)
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.UNDONE
+    assert job.error == "有 1 条新建线索在导入后已有人跟进，因此予以保留。"
+
+
+def test_the_sweeper_sends_again_the_jobs_whose_message_was_lost(org: Org, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks():  # the import's message is lost: its callback never runs
+        lost = services.import_create(file=upload("name\nAnn\n"), by=org.marketing)
+    with django_capture_on_commit_callbacks():
+        waiting = services.import_create(file=upload("name\nBob\n"), by=org.marketing)
+    ImportJob.objects.filter(pk=lost.pk).update(touched_at=timezone.now() - timedelta(minutes=11))
+
+    assert import_services.import_sweep() == 1  # the default limit is 10 minutes
+
+    lost.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (lost.status, lost.created) == (ImportStatus.DONE, 1)
+    assert waiting.status == ImportStatus.PENDING  # not stale yet: its worker may still come
+    with django_capture_on_commit_callbacks():  # and now an undo whose message is lost
+        services.import_undo_start(job=lost, by=org.marketing)
+    ImportJob.objects.filter(pk=lost.pk).update(touched_at=timezone.now() - timedelta(minutes=11))
+    ImportJob.objects.filter(pk=waiting.pk).update(touched_at=timezone.now())
+    assert import_services.import_sweep() == 1
+    lost.refresh_from_db()
+    assert (lost.status, Lead.objects.filter(name="Ann").exists()) == (ImportStatus.UNDONE, False)
+    assert import_services.import_sweep(stale_after_s=0) == 1  # only the waiting one: done/undone are left alone
 
 
 def test_undo_keeps_created_leads_the_person_has_engaged_with_since(run_import, org: Org) -> None:
