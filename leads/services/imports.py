@@ -23,7 +23,7 @@ import json
 import queue
 import threading
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -879,20 +879,11 @@ def _copy_rows(
         raise ValueError(f"no such columns: {', '.join(sorted(unknown))}")
     own = [f for f in fields if f.attname in named]
     shared = [f for f in fields if f.attname not in named]
-    shared_text = "\t".join(
-        _field_text(f, common[f.attname] if f.attname in common else f.get_default()) for f in shared
-    )
+    shared_text = "\t".join(_to_text(f)(_given(f, common)) for f in shared)
     if not own and not ids:  # every line the same
         return shared, (shared_text + "\n") * len(rows)
     tail = "\t" + shared_text if shared else ""
-    convert = [
-        (
-            f.attname,
-            _json_copy_text if f.get_internal_type() == "JSONField" else _copy_text,
-            _field_text(f, common[f.attname] if f.attname in common else f.get_default()),
-        )
-        for f in own
-    ]
+    convert = [(f.attname, _to_text(f), _to_text(f)(_given(f, common))) for f in own]
     lines: list[str] = []
     append = lines.append
     for index, row in enumerate(rows):
@@ -908,8 +899,14 @@ def _copy_rows(
 _MISSING = object()
 
 
-def _field_text(field: ModelField[Any, Any], value: Any) -> str:
-    return _json_copy_text(value) if field.get_internal_type() == "JSONField" else _copy_text(value)
+def _to_text(field: ModelField[Any, Any]) -> Callable[[Any], str]:
+    """The converter of a column's values to COPY text."""
+    return _json_copy_text if field.get_internal_type() == "JSONField" else _copy_text
+
+
+def _given(field: ModelField[Any, Any], common: Mapping[str, Any]) -> Any:
+    """A column's value where a row does not name it: the shared value, else the field's default."""
+    return common[field.attname] if field.attname in common else field.get_default()
 
 
 def _copy_text(value: Any) -> str:
