@@ -102,7 +102,9 @@ class Lead(models.Model):
     region = models.CharField(_("region"), max_length=100, blank=True)
     city = models.CharField(_("city"), max_length=100, blank=True)
     interests = models.JSONField(_("interests"), default=list, blank=True)
-    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="leads")
+    # The keys an import writes for every row are checked by PostgreSQL once per statement, not per row
+    # (common/setfk.py, migration leads/0013): db_constraint=False here, SET_KEYS there.
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="leads", db_constraint=False)
     attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
 
     # Origin.
@@ -171,6 +173,7 @@ class Lead(models.Model):
         on_delete=models.SET_NULL,
         related_name="created_leads",
         editable=False,
+        db_constraint=False,  # set-checked (see tags)
     )
 
     # Pipeline: set with every new interaction, cleared by the worker once score and rules are current.
@@ -179,7 +182,13 @@ class Lead(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        db_constraint=False,  # set-checked (see tags)
     )
 
     # Lower-cased haystack for the free-text search; PostgreSQL indexes it with trigrams.
@@ -258,8 +267,8 @@ class LeadScore(models.Model):
     table makes it (migration leads/0009), whichever way the lead was written (ORM, COPY, raw SQL).
     """
 
-    # The database's foreign key is made by the migrations (leads/0009, 0010) with ON DELETE CASCADE,
-    # which Django cannot declare: Django's own would be a second check of every insert.
+    # The database's key is made by the migrations with ON DELETE CASCADE, which Django cannot declare
+    # (leads/0009, 0010; since 0013 a set-checked key, see Lead.tags).
     lead = models.OneToOneField(
         Lead, primary_key=True, on_delete=models.CASCADE, related_name="scorecard", db_constraint=False
     )
@@ -300,11 +309,17 @@ SCORE_PATHS = {name: f"scorecard__{name}" for name in SCORE_FIELDS}
 class LeadStageChange(models.Model):
     """One row per stage change: who moved the lead, from where, to where, when, and why."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes")
+    # Set-checked keys (see Lead.tags).
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes", db_constraint=False)
     from_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
     to_stage = models.CharField(max_length=20, choices=Stage.choices)
     changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     changed_at = models.DateTimeField(default=timezone.now)
     reason = models.CharField(max_length=200, blank=True)
@@ -322,13 +337,21 @@ class LeadStageChange(models.Model):
 class Interaction(models.Model):
     """The event log: anything that happened to a lead. ``external_id`` makes ingestion idempotent."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions", db_index=False)
+    # Set-checked keys (see Lead.tags).
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="interactions", db_index=False, db_constraint=False
+    )
     type = models.CharField(_("type"), max_length=50)
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
     properties = models.JSONField(_("properties"), default=dict, blank=True)
     external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -618,7 +641,7 @@ class ImportJob(models.Model):
 
 
 class ImportRowError(models.Model):
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors", db_constraint=False)
     line_number = models.PositiveIntegerField()
     reason = models.TextField()
     row = models.JSONField(default=dict)
