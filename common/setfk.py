@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.db import migrations
+from common.db import PostgresOnlySQL
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def install_sql(keys: Sequence[ForeignKey]) -> str:
     )
 
 
-class SetForeignKeys(migrations.RunSQL):
+class SetForeignKeys(PostgresOnlySQL):
     """Install (or, backwards, remove) set-checked foreign keys; PostgreSQL only."""
 
     def __init__(self, keys: Sequence[ForeignKey]) -> None:
@@ -202,11 +202,3 @@ class SetForeignKeys(migrations.RunSQL):
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
         return (self.__class__.__qualname__, [], {"keys": self.keys})
-
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
