@@ -722,7 +722,8 @@ def _import_chunk(
         # by side and only queue here. ``processed`` must still be where this chunk starts: a second
         # worker running the same job (a redelivered task) finds it moved and rolls back.
         if turn is not None:
-            # The deferred foreign-key checks (~45 ms a chunk) run now, beside the other writer's work,
+            # The remaining deferred foreign-key checks (the per-row keys are set-checked at each COPY since
+            # leads/0013; ~45 ms a chunk before that) run now, beside the other writer's work,
             # rather than in COMMIT, which waits for the chunk before to commit and so runs alone.
             with connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
