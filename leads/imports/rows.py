@@ -142,11 +142,11 @@ class Row:
 
     @property
     def email(self) -> str:
-        return self.data.get("email", "")  # type: ignore[no-any-return]  # always text (``RowBuilder``)
+        return self.data.get("email", "")  # always text (``RowBuilder``)
 
     @property
     def phone(self) -> str:
-        return self.data.get("phone", "")  # type: ignore[no-any-return]
+        return self.data.get("phone", "")
 
 
 def _raw(headers: Sequence[str], cells: Sequence[str]) -> dict[str, str]:
