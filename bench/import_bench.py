@@ -123,6 +123,8 @@ def django_setup(url: str) -> None:
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadcrm.settings")
     os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    # As a production worker runs: no debug cursor recording every statement (the other benches do the same).
+    os.environ.setdefault("DJANGO_DEBUG", "false")
     sys.path.insert(0, str(REPO))
     import django
 

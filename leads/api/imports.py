@@ -21,7 +21,7 @@ from common.csv_safe import csv_safe_lines
 from leads import selectors, services
 from leads.imports.mapping import TARGETS
 from leads.models import Campaign, ImportJob, OnDuplicate, SourceChannel
-from leads.services.imports import import_file_headers
+from leads.services.imports import import_error_rows, import_file_headers
 from users.models import User
 
 
@@ -185,15 +185,15 @@ class ImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 def import_errors_csv(job: ImportJob) -> Any:
     """errors.csv lines: line, reason, then the row's original cells under the file's own headers."""
     headers = import_file_headers(job=job)
-    errors = selectors.import_row_errors(job=job)
     extra: list[str] = []
-    for row in errors.values_list("row", flat=True).iterator(chunk_size=2000):
+    # Cells beyond the file's header are stored with the record (``Row.raw_to_store``) under their own labels.
+    for row in selectors.import_row_errors(job=job).exclude(row={}).values_list("row", flat=True).iterator(2000):
         extra += [key for key in row if key not in headers and key not in extra]
     columns = headers + extra
 
     def rows() -> Any:
         yield ["line", "reason", *columns]
-        for error in errors.iterator(chunk_size=2000):
-            yield [error.line_number, error.reason, *(error.row.get(column, "") for column in columns)]
+        for line, reason, row in import_error_rows(job=job):
+            yield [line, reason, *(row.get(column, "") for column in columns)]
 
     return csv_safe_lines(rows())

@@ -137,8 +137,15 @@ class Row:
     @property
     def raw(self) -> dict[str, str]:
         if self._raw is None:
-            self._raw = _raw(self._headers, self._cells)
+            self._raw = raw_row(self._headers, self._cells)
         return self._raw
+
+    def raw_to_store(self) -> dict[str, str]:
+        """What an error record stores of the row: ``raw`` if it has cells beyond the header, else ``{}``.
+
+        Without such cells the job's file gives the row back as it was (``imports.import_error_rows``).
+        """
+        return self.raw if len(self._cells) > len(self._headers) else {}
 
     @property
     def email(self) -> str:
@@ -149,7 +156,7 @@ class Row:
         return self.data.get("phone", "")
 
 
-def _raw(headers: Sequence[str], cells: Sequence[str]) -> dict[str, str]:
+def raw_row(headers: Sequence[str], cells: Sequence[str]) -> dict[str, str]:
     """The row as the file has it: header → cell, a missing cell empty, cells beyond the header kept."""
     count = len(cells)
     if count == len(headers):

@@ -5,6 +5,7 @@ from leads.services.events import events_ingest, visitor_link
 from leads.services.followups import task_complete, task_create, task_reopen, task_update
 from leads.services.imports import (
     import_create,
+    import_error_rows,
     import_file_headers,
     import_preview,
     import_run,
@@ -39,6 +40,7 @@ __all__ = [
     "activity_log",
     "events_ingest",
     "import_create",
+    "import_error_rows",
     "import_file_headers",
     "import_preview",
     "import_run",

@@ -9,7 +9,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from leads.models import ImportJob, ImportStatus, Lead, OnDuplicate
+from leads.models import ImportJob, ImportRowError, ImportStatus, Lead, OnDuplicate
 from tests.conftest import Org
 from tests.factories import CampaignFactory, LeadFactory
 from tests.leads.test_imports_reading import xlsx_bytes
@@ -156,6 +156,82 @@ def test_errors_csv_lists_rejected_rows_excel_safe_with_a_bom(marketing, django_
     assert "Duplicate" in rows[2][1]
     assert rows[2][2:] == ["王伟", "dup@example.com", "'@x"]
     assert len(rows) == 3
+
+
+def errors_csv_rows(client, job_id: int) -> list[list[str]]:
+    response = client.get(f"{URL}{job_id}/errors.csv")
+    assert response.status_code == 200
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+
+def test_errors_csv_gives_skipped_duplicates_back_as_uploaded(marketing, django_capture_on_commit_callbacks) -> None:
+    """A skipped duplicate's cells come back from the stored file: GB18030 text, a blank line, a quoted line
+    break, a short row and cells beyond the header, between rejected rows, in line order."""
+    LeadFactory.create(email="dup@example.com", phone="+8613800138000")
+    text = (
+        "姓名,邮箱,手机\n"
+        "王伟,dup@example.com,\n"  # 2: duplicate of the lead (e-mail)
+        "\n"  # 3: blank, not a row
+        '"李\n娜",,138 0013 8000\n'  # 4: duplicate (phone), a line break in a quoted cell (one row in Excel)
+        "张三,bad@,\n"  # 5: rejected
+        "赵六,zhao@example.cn,,多出的格\n"  # 6: new lead, a cell beyond the header
+        "赵六,Zhao@Example.cn\n"  # 7: duplicate of line 6, a short row
+        "钱七,zhao@example.cn,,第四格\n"  # 8: duplicate of line 6, a cell beyond the header
+    )
+    job_id = post_import(marketing, django_capture_on_commit_callbacks, file=csv_file(text, encoding="gb18030")).json()[
+        "id"
+    ]
+
+    rows = errors_csv_rows(marketing, job_id)
+
+    assert rows[0] == ["line", "reason", "姓名", "邮箱", "手机", "Column 4"]
+    assert [row[0] for row in rows[1:]] == ["2", "4", "5", "7", "8"]
+    assert [row[2:] for row in rows[1:]] == [
+        ["王伟", "dup@example.com", "", ""],
+        ["李\n娜", "", "138 0013 8000", ""],
+        ["张三", "bad@", "", ""],
+        ["赵六", "Zhao@Example.cn", "", ""],
+        ["钱七", "zhao@example.cn", "", "第四格"],
+    ]
+    assert "Duplicate" in rows[1][1]
+    assert "line 6" in rows[4][1]
+    assert "bad@" in rows[3][1]
+    # What came back from the file was not stored twice: only the row with a cell beyond the header keeps its cells.
+    stored = dict(ImportRowError.objects.filter(job_id=job_id).values_list("line_number", "row"))
+    assert [line for line, row in stored.items() if row] == [5, 8]
+
+
+def test_errors_csv_of_an_xlsx_file_reads_duplicates_back_from_it(
+    marketing, django_capture_on_commit_callbacks
+) -> None:
+    LeadFactory.create(email="dup@example.com")
+    book = xlsx_bytes(
+        [["name", "email"], ["Ann", "dup@example.com"], ["Bob", "bob@example.com"], ["Ann", "DUP@example.com"]]
+    )
+    upload = SimpleUploadedFile("list.xlsx", book, content_type="application/octet-stream")
+    job_id = post_import(marketing, django_capture_on_commit_callbacks, file=upload).json()["id"]
+
+    rows = errors_csv_rows(marketing, job_id)
+
+    assert [row[0] for row in rows] == ["line", "2", "4"]
+    assert rows[1][2:] == ["Ann", "dup@example.com"]
+    assert rows[2][2:] == ["Ann", "DUP@example.com"]
+
+
+def test_errors_csv_without_the_file_keeps_lines_and_reasons(marketing, django_capture_on_commit_callbacks) -> None:
+    LeadFactory.create(email="dup@example.com")
+    text = "name,email\nAnn,dup@example.com\nBad,bad@\n"
+    job_id = post_import(marketing, django_capture_on_commit_callbacks, file=csv_file(text)).json()["id"]
+    job = ImportJob.objects.get(pk=job_id)
+    job.file.storage.delete(job.file.name)
+
+    rows = errors_csv_rows(marketing, job_id)
+
+    # The headers come from the stored mapping; the duplicate's cells were in the file, the rejected row's are kept.
+    assert [row[:1] for row in rows[1:]] == [["2"], ["3"]]
+    assert "Duplicate" in rows[1][1]
+    assert dict(zip(rows[0][2:], rows[2][2:], strict=True)) == {"email": "bad@", "name": "Bad"}
+    assert set(rows[1][2:]) == {""}
 
 
 def test_undo_through_the_api(marketing, django_capture_on_commit_callbacks) -> None:
