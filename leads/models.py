@@ -309,8 +309,10 @@ SCORE_PATHS = {name: f"scorecard__{name}" for name in SCORE_FIELDS}
 class LeadStageChange(models.Model):
     """One row per stage change: who moved the lead, from where, to where, when, and why."""
 
-    # Set-checked keys (see Lead.tags).
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes", db_constraint=False)
+    # Set-checked keys (see Lead.tags). No index of its own: ``stagechange_lead_idx`` leads with it.
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="stage_changes", db_index=False, db_constraint=False
+    )
     from_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
     to_stage = models.CharField(max_length=20, choices=Stage.choices)
     changed_by = models.ForeignKey(
@@ -344,7 +346,9 @@ class Interaction(models.Model):
     type = models.CharField(_("type"), max_length=50)
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
     properties = models.JSONField(_("properties"), default=dict, blank=True)
-    external_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # Unique where given (``interaction_external_id_uniq``): the events the CRM writes itself (imports,
+    # forms, the pages) carry none, and a partial index leaves them out instead of indexing their NULLs.
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL: none given
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -358,6 +362,14 @@ class Interaction(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         indexes = [models.Index(fields=["lead", "-occurred_at", "-id"], name="interaction_lead_time_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="interaction_external_id_uniq",
+                violation_error_message=_("An interaction with this external id already exists."),
+            )
+        ]
         verbose_name = _("interaction")
         verbose_name_plural = _("interactions")
 

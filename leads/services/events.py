@@ -47,7 +47,7 @@ class IngestResult:
 
 
 def _insert_ignoring_duplicates(model: type[models.Model], objs: Sequence[models.Model]) -> list[tuple[Any, ...]]:
-    """INSERT … ON CONFLICT (external_id) DO NOTHING RETURNING; the rows actually inserted (PostgreSQL, SQLite).
+    """INSERT … ON CONFLICT (external_id) … DO NOTHING RETURNING; the rows actually inserted (PostgreSQL, SQLite).
 
     bulk_create(ignore_conflicts=True) cannot tell which rows were skipped, and the API must count
     duplicates exactly, also when two requests race with the same external_id.
@@ -67,7 +67,9 @@ def _insert_ignoring_duplicates(model: type[models.Model], objs: Sequence[models
             params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in chunk for f in fields]
             cursor.execute(
                 f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES {', '.join([row] * len(chunk))} "
-                f"ON CONFLICT ({qn('external_id')}) DO NOTHING RETURNING {returning}",
+                # The predicate names Interaction's partial unique index (leads/0014); AnonymousEvent's
+                # plain unique index satisfies it too.
+                f"ON CONFLICT ({qn('external_id')}) WHERE {qn('external_id')} IS NOT NULL DO NOTHING RETURNING {returning}",
                 params,
             )
             inserted.extend(cursor.fetchall())
