@@ -183,6 +183,7 @@ def build_row(line: int, headers: Sequence[str], cells: Sequence[str], mapping: 
 
 _TEXT_TARGETS = frozenset(TEXT_FIELDS)
 _TEXT, _EMAIL, _PHONE, _OTHER = range(4)
+_TEXT_CACHE_SIZE = 50_000  # distinct cells remembered per file (a few MB); later ones are folded each time
 
 
 class RowBuilder:
@@ -204,16 +205,23 @@ class RowBuilder:
             for header, target in mapping.items()
             if target and header in position
         ]
+        # Folded text by cell value: a list repeats its companies, titles, industries and cities.
+        self._texts: dict[str, str] = {}
 
     def __call__(self, line: int, cells: Sequence[str]) -> Row:
         row = Row(line, self.headers, cells)
-        data, count = row.data, len(cells)
+        data, count, texts = row.data, len(cells), self._texts
         for index, kind, target, header in self.steps:
             value = cells[index] if index < count else ""
             if not value or value.isspace():
                 continue
             if kind == _TEXT:
-                data[target] = " ".join((value if value.isascii() else unicodedata.normalize("NFKC", value)).split())
+                text = texts.get(value)
+                if text is None:
+                    text = " ".join((value if value.isascii() else unicodedata.normalize("NFKC", value)).split())
+                    if len(texts) < _TEXT_CACHE_SIZE:
+                        texts[value] = text
+                data[target] = text
             elif kind == _EMAIL:
                 try:
                     data["email"] = fast_email(value)
