@@ -186,7 +186,7 @@ def import_errors_csv(job: ImportJob) -> Any:
     """errors.csv lines: line, reason, then the row's original cells under the file's own headers."""
     headers = import_file_headers(job=job)
     extra: list[str] = []
-    # Cells beyond the file's header are stored with the record (``Row.raw_to_store``) under their own labels.
+    # Cells beyond the file's header are stored with the record (``Row.has_extra_cells``) under their own labels.
     for row in selectors.import_row_errors(job=job).exclude(row={}).values_list("row", flat=True).iterator(2000):
         extra += [key for key in row if key not in headers and key not in extra]
     columns = headers + extra

@@ -140,12 +140,10 @@ class Row:
             self._raw = raw_row(self._headers, self._cells)
         return self._raw
 
-    def raw_to_store(self) -> dict[str, str]:
-        """What an error record stores of the row: ``raw`` if it has cells beyond the header, else ``{}``.
-
-        Without such cells the job's file gives the row back as it was (``imports.import_error_rows``).
-        """
-        return self.raw if len(self._cells) > len(self._headers) else {}
+    @property
+    def has_extra_cells(self) -> bool:
+        """Whether the row has non-blank cells beyond the file's header (``raw`` keeps them under labels of their own)."""
+        return len(self._cells) > len(self._headers) and any(cell.strip() for cell in self._cells[len(self._headers) :])
 
     @property
     def email(self) -> str:

@@ -18,6 +18,7 @@ cores; ``_Turns`` keeps their locks and commits in file order (see there why tha
 from __future__ import annotations
 
 import functools
+import heapq
 import io
 import json
 import queue
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
+from operator import itemgetter
 from typing import IO, Any, cast
 from uuid import UUID
 
@@ -51,6 +53,7 @@ from leads.models import (
     FormSubmission,
     ImportJob,
     ImportRowError,
+    ImportSkipBatch,
     ImportStatus,
     ImportUpdate,
     Interaction,
@@ -58,6 +61,7 @@ from leads.models import (
     LeadMerge,
     LeadStageChange,
     OnDuplicate,
+    SkipKind,
     SourceChannel,
     Stage,
     Tag,
@@ -196,15 +200,18 @@ def import_file_headers(*, job: ImportJob) -> list[str]:
 def import_error_rows(*, job: ImportJob) -> Iterator[tuple[int, str, dict[str, str]]]:
     """The job's skipped and rejected rows in line order: line number, reason, the row as the file has it.
 
-    A record that stores no cells (a skipped duplicate, see ``_duplicate``) gets them from the job's
-    file, read once, alongside, as far as the last such line: the rows come back as they were uploaded.
-    If the file cannot be read any more, such a row's cells are empty; its line and reason remain.
+    Two records are merged: a rejected row's ``ImportRowError`` (reason and cells stored) and each
+    chunk's ``ImportSkipBatch`` (the skipped duplicates, worded here in the current language). A row
+    with no stored cells gets them from the job's file, read once, alongside, as far as the last such
+    line: the rows come back as they were uploaded. If the file cannot be read any more, such a row's
+    cells are empty; its line and reason remain.
     """
     records = ImportRowError.objects.filter(job=job).order_by("line_number", "id")
+    errors = records.values_list("line_number", "reason", "row").iterator(chunk_size=2000)
     file_rows: Generator[tuple[int, dict[str, str]], None, None] | None = None
     at: tuple[int, dict[str, str]] = (0, {})
     try:
-        for line, reason, stored in records.values_list("line_number", "reason", "row").iterator(chunk_size=2000):
+        for line, reason, stored in heapq.merge(errors, _skipped_rows(job), key=itemgetter(0)):
             if not stored:
                 if file_rows is None:
                     file_rows = _file_rows(job)
@@ -215,6 +222,15 @@ def import_error_rows(*, job: ImportJob) -> Iterator[tuple[int, str, dict[str, s
     finally:
         if file_rows is not None:
             file_rows.close()
+
+
+def _skipped_rows(job: ImportJob) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """The job's skipped duplicates from its batches, in line order, with their reasons and no cells."""
+    reason = _SkipReasons()
+    batches = ImportSkipBatch.objects.filter(job=job).order_by("first_line")
+    for rows in batches.values_list("rows", flat=True).iterator(chunk_size=20):
+        for line, kind, ref in rows:
+            yield line, reason(kind, ref), {}
 
 
 def _file_rows(job: ImportJob) -> Generator[tuple[int, dict[str, str]], None, None]:
@@ -445,21 +461,22 @@ class _Turns:
             setattr(self, done, max(getattr(self, done), index))
             self._changed.notify_all()
 
-    def before_locks(self, index: int) -> _Resolved:
+    def before_locks(self, index: int) -> _Resolved | None:
         """Wait for the chunk before to hold its locks; what it found for them (see ``locks_held``)."""
         self._wait(index, "_locked")
         with self._changed:
             self._resolved.pop(index - 2, None)
-            return self._resolved.get(index - 1, {})
+            return self._resolved.get(index - 1)
 
-    def locks_held(self, index: int, resolved: _Resolved) -> None:
-        """Chunk ``index`` holds its locks; ``resolved`` maps the identities it locked to the lead they are.
+    def locks_held(self, index: int, resolved: _Resolved | None) -> None:
+        """Chunk ``index`` holds its locks; ``resolved`` says which lead each identity it locked is.
 
         The next chunk takes those people from here instead of locking them again, which would make
         it wait for this whole chunk to commit (adjacent chunks of a list share a few people as a rule).
         """
-        with self._changed:
-            self._resolved[index] = resolved
+        if resolved is not None:
+            with self._changed:
+                self._resolved[index] = resolved
         self._mark(index, "_locked")
 
     def before_commit(self, index: int) -> None:
@@ -469,9 +486,34 @@ class _Turns:
         self._mark(index, "_committed")
 
 
-# ("email" | "phone", value) → (lead id, the import that created it); the lead id is 0 for a lead the
-# chunk is creating (a skip reason names no id for a row of the same file).
-_Resolved = dict[tuple[str, str], tuple[int, int | None]]
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """What a chunk in flight resolved for the people it locked, for the chunk after it (skip mode).
+
+    ``found_*`` maps an e-mail or phone to the database's lead (id, the import that created it);
+    ``new_*`` holds the keys of the leads the chunk is creating (id 0: a skip reason names no id for
+    a row of the same file). These are the chunk's own dicts, handed over as they are: the next chunk
+    asks only about the few people both share, with set intersections.
+    """
+
+    found_emails: Mapping[str, tuple[int, int | None]]
+    found_phones: Mapping[str, tuple[int, int | None]]
+    new_emails: Mapping[str, Any]
+    new_phones: Mapping[str, Any]
+    job_id: int
+
+    def emails_among(self, emails: set[str]) -> dict[str, tuple[int, int | None]]:
+        return self._among(emails, self.found_emails, self.new_emails)
+
+    def phones_among(self, phones: set[str]) -> dict[str, tuple[int, int | None]]:
+        return self._among(phones, self.found_phones, self.new_phones)
+
+    def _among(
+        self, wanted: set[str], found: Mapping[str, tuple[int, int | None]], new: Mapping[str, Any]
+    ) -> dict[str, tuple[int, int | None]]:
+        taken = {value: found[value] for value in wanted & found.keys()}
+        taken.update(dict.fromkeys(wanted & new.keys(), (0, self.job_id)))
+        return taken
 
 
 @dataclass
@@ -572,20 +614,28 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
-class _Reasons:
-    """The skip reasons, translated once per chunk (gettext per row costs more than the row's SQL)."""
+# A duplicate of a lead this import created from an earlier chunk, by the key it shares.
+_FILE_KINDS = {SkipKind.EMAIL.value: SkipKind.FILE_EMAIL.value, SkipKind.PHONE.value: SkipKind.FILE_PHONE.value}
+
+
+class _SkipReasons:
+    """A skipped duplicate's reason in words, from its ``SkipKind`` and reference (translated once, not per row)."""
 
     def __init__(self) -> None:
-        self.how = {"email": _("e-mail"), "phone": _("phone")}
+        email, phone = _("e-mail"), _("phone")
+        existing = _("Duplicate (same %(how)s) of existing lead #%(id)s.")
         earlier = _("Duplicate (same %(how)s) of an earlier row of this file.")
-        self.earlier = {key: earlier % {"how": how} for key, how in self.how.items()}
-        self.existing = _("Duplicate (same %(how)s) of existing lead #%(id)s.")
-        self.in_file = _("Duplicate of line %(line)s of this file.")
+        self.wording: dict[str, tuple[str, str]] = {
+            SkipKind.EMAIL: (existing, email),
+            SkipKind.PHONE: (existing, phone),
+            SkipKind.FILE_EMAIL: (earlier, email),
+            SkipKind.FILE_PHONE: (earlier, phone),
+            SkipKind.LINE: (_("Duplicate of line %(line)s of this file."), ""),
+        }
 
-    def duplicate(self, lead_id: int, lead_job_id: int | None, job: ImportJob, key: str) -> str:
-        if lead_job_id == job.pk:
-            return self.earlier[key]
-        return self.existing % {"how": self.how[key], "id": lead_id}
+    def __call__(self, kind: str, ref: int) -> str:
+        template, how = self.wording.get(kind, (_("Duplicate."), ""))
+        return template % {"how": how, "id": ref, "line": ref}
 
 
 def _merge_into_existing(match: _Match, row: Row, job: ImportJob, conflicts: list[dict[str, Any]]) -> None:
@@ -669,41 +719,42 @@ def _import_chunk(
     row_tag_ids = _tag_ids({tag for row in good for tag in row.tags})
 
     with transaction.atomic():
-        # e-mail / phone → (lead id, the import that created it)
+        # e-mail / phone → (lead id, the import that created it): all the chunk knows, and what its own
+        # lookup found (the identities it locked)
         by_email: dict[str, tuple[int, int | None]] = {}
         by_phone: dict[str, tuple[int, int | None]] = {}
+        found_emails: dict[str, tuple[int, int | None]] = {}
+        found_phones: dict[str, tuple[int, int | None]] = {}
         current: dict[int, dict[str, Any]] = {}
         skip = job.on_duplicate == OnDuplicate.SKIP
         # In skip mode, the people the chunk before (still in flight, holding their locks) has resolved
         # are taken from it: it found them in the database under its locks, or is creating them now,
         # and this chunk cannot commit unless it does. Updating needs the lead's locked row: no shortcut.
-        earlier = turn.turns.before_locks(turn.index) if turn is not None else {}
+        earlier = turn.turns.before_locks(turn.index) if turn is not None else None
         if not skip:
-            earlier = {}
+            earlier = None
         if dedupe:
             emails = {row.email for row in good if row.email}
             phones = {row.phone for row in good if row.phone}
-            for email in emails:
-                if ("email", email) in earlier:
-                    by_email[email] = earlier["email", email]
-            for phone in phones:
-                if ("phone", phone) in earlier:
-                    by_phone[phone] = earlier["phone", phone]
-            emails.difference_update(by_email)
-            phones.difference_update(by_phone)
+            taken_emails = earlier.emails_among(emails) if earlier is not None else {}
+            taken_phones = earlier.phones_among(phones) if earlier is not None else {}
+            emails.difference_update(taken_emails)
+            phones.difference_update(taken_phones)
             # Web-form intake of one of these people waits for this chunk (and this chunk for it).
             _lock_identities(emails, phones)
             # The oldest lead wins (iterated last), as in single-lead intake.
             for lead_id, email, phone, lead_job_id in _existing(emails, phones):
                 if email in emails:
-                    by_email[email] = (lead_id, lead_job_id)
+                    found_emails[email] = (lead_id, lead_job_id)
                 if phone in phones:
-                    by_phone[phone] = (lead_id, lead_job_id)
+                    found_phones[phone] = (lead_id, lead_job_id)
+            by_email = {**found_emails, **taken_emails} if taken_emails else found_emails
+            by_phone = {**found_phones, **taken_phones} if taken_phones else found_phones
             if job.on_duplicate == OnDuplicate.UPDATE and (by_email or by_phone):
                 current = _locked_values({v[0] for v in by_email.values()} | {v[0] for v in by_phone.values()})
         if turn is not None and not skip:
-            turn.turns.locks_held(turn.index, {})
-        reasons = _Reasons()
+            turn.turns.locks_held(turn.index, None)
+        skips: list[list[Any]] = []  # [line, SkipKind, ref] per skipped duplicate (``ImportSkipBatch``)
 
         new_rows: list[Row] = []
         new_by_email: dict[str, Row] = {}
@@ -722,7 +773,11 @@ def _import_chunk(
                     match_id, match_job_id = existing
                     if skip:
                         counts.skipped += 1
-                        errors.append(_duplicate(row, reasons.duplicate(match_id, match_job_id, job, key)))
+                        kind = key if match_job_id != job.pk else _FILE_KINDS[key]
+                        if row.has_extra_cells:
+                            errors.append(_duplicate(row, kind, match_id))
+                        else:
+                            skips.append([row.line, kind, match_id])
                     else:
                         match = matches.setdefault(match_id, _Match(lead=current[match_id]))
                         _merge_into_existing(match, row, job, conflicts)
@@ -734,7 +789,10 @@ def _import_chunk(
                 if first is not None:
                     if skip:
                         counts.skipped += 1
-                        errors.append(_duplicate(row, reasons.in_file % {"line": first.line}))
+                        if row.has_extra_cells:
+                            errors.append(_duplicate(row, SkipKind.LINE, first.line))
+                        else:
+                            skips.append([row.line, SkipKind.LINE.value, first.line])
                     else:
                         _merge_into_new(first, row)
                         counts.updated += 1
@@ -747,17 +805,17 @@ def _import_chunk(
 
         if turn is not None and skip:
             # What this chunk found for the people it locked: the database's leads, and its new ones.
-            resolved: _Resolved = {("email", e): by_email[e] for e in emails if e in by_email}
-            resolved.update((("phone", p), by_phone[p]) for p in phones if p in by_phone)
-            resolved.update((("email", e), (0, job.pk)) for e in new_by_email)
-            resolved.update((("phone", p), (0, job.pk)) for p in new_by_phone)
-            turn.turns.locks_held(turn.index, resolved)
+            turn.turns.locks_held(
+                turn.index, _Resolved(found_emails, found_phones, new_by_email, new_by_phone, job_id=job.pk)
+            )
 
         now = timezone.now()
         _create_leads(job, new_rows, now, job_tag_ids, row_tag_ids)
         _update_leads(job, list(matches.values()), conflicts, now, job_tag_ids, row_tag_ids)
         counts.created = len(new_rows)
         _insert(ImportRowError, errors, common={"job_id": job.pk})
+        if skips:
+            _insert(ImportSkipBatch, [{"first_line": skips[0][0], "rows": skips}], common={"job_id": job.pk})
 
         # The job's row is locked last, just before the commit, so that chunks in flight do their work side
         # by side and only queue here. ``processed`` must still be where this chunk starts: a second
@@ -863,14 +921,13 @@ def _skipped(job: ImportJob, row: Row, reason: str) -> dict[str, Any]:
     return {"line_number": row.line, "reason": reason, "row": row.raw}
 
 
-def _duplicate(row: Row, reason: str) -> dict[str, Any]:
-    """An ImportRowError row for a skipped duplicate, as plain values for ``_insert``.
+def _duplicate(row: Row, kind: str, ref: int) -> dict[str, Any]:
+    """An ImportRowError row for a skipped duplicate with cells beyond the file's header, which it keeps.
 
-    Its cells are not stored when the job's file gives them back as they were (``import_error_rows``
-    reads them from there): in a list of returning contacts half the rows are duplicates, and their
-    cells as JSON were a tenth of the import's Python time and its largest COPY after the leads'.
+    errors.csv needs those cells' columns before it streams (``import_errors_csv``); every other
+    skipped duplicate goes into the chunk's ``ImportSkipBatch``.
     """
-    return {"line_number": row.line, "reason": reason, "row": row.raw_to_store()}
+    return {"line_number": row.line, "reason": _SkipReasons()(kind, ref), "row": row.raw}
 
 
 # One encoder for every JSON value the import writes (``json.dumps`` with options builds one per call).
