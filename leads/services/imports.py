@@ -38,8 +38,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import connection, transaction
-from django.db.models import F, Model, Q, Value
+from django.db.models import CASCADE, SET_NULL, F, ForeignObjectRel, Model, Q, Value, signals
 from django.db.models import Field as ModelField
+from django.db.models.deletion import get_candidate_relations_to_delete
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -1293,6 +1294,37 @@ def _write_matches(matches: list[_Match], now: Any) -> None:
 # --- Undo ---------------------------------------------------------------------------------------
 
 
+def _delete_created_leads(job: ImportJob) -> None:
+    """Delete the leads the import created (``import_job`` still set) and every row that hangs off them.
+
+    One statement per related table, its condition the leads' own query, instead of Django's collector
+    over batches of leads: the collector fetches every lead and builds each relation's query with the
+    batch's ids (an IN list of thousands for ~17 relations), which was most of an undo's time (about 20 s
+    per 50,000 leads). The collector is still used where it is needed: a related model with deletable
+    relations of its own, a delete signal on leads, an ``on_delete`` other than CASCADE and SET_NULL.
+    """
+    doomed = Lead.objects.filter(import_job=job)
+    relations = [cast("ForeignObjectRel", rel) for rel in get_candidate_relations_to_delete(Lead._meta)]
+    if (
+        signals.pre_delete.has_listeners(Lead)
+        or signals.post_delete.has_listeners(Lead)
+        or any(rel.on_delete not in (CASCADE, SET_NULL) for rel in relations)
+    ):
+        doomed.delete()
+        return
+    for rel in relations:
+        model = cast("type[Model]", rel.related_model)
+        related = model._base_manager.filter(**{f"{rel.field.name}__in": doomed.values("pk")})
+        if rel.on_delete is SET_NULL:
+            related.update(**{rel.field.name: None})
+        else:
+            related.delete()  # one DELETE when nothing hangs off these rows (else Django's collector)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {connection.ops.quote_name(Lead._meta.db_table)} WHERE import_job_id = %s", [job.pk]
+        )
+
+
 def _undo_refused() -> ValidationError:
     return ValidationError({"status": [_("Only a finished or failed import can be undone.")]})
 
@@ -1390,9 +1422,7 @@ def import_undo(*, job: ImportJob, by: User | None, started: bool = False) -> Im
         | Q(stage=Stage.CONVERTED)
     )
     kept = keep.update(import_job=None)
-    ids = list(created.values_list("id", flat=True))
-    for start in range(0, len(ids), 2000):
-        Lead.objects.filter(pk__in=ids[start : start + 2000]).delete()
+    _delete_created_leads(job)
 
     restored: list[int] = []
     updates = ImportUpdate.objects.filter(job=job).select_related("lead").order_by("id")

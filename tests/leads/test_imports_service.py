@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone, translation
 
+from assignment.models import AssignmentDecision, LeadTeamMember, Notification, QueueEntry, SlaClock
 from leads import services
 from leads.imports.rows import Row, RowBuilder
 from leads.models import (
@@ -24,6 +25,7 @@ from leads.models import (
     Interaction,
     Lead,
     LeadMerge,
+    LeadScore,
     LeadStageChange,
     OnDuplicate,
     SourceChannel,
@@ -32,6 +34,7 @@ from leads.models import (
 from leads.services import imports as import_services
 from leads.services.intake import lead_upsert
 from leads.tasks.imports import import_undo_task
+from scoring.models import ScoreHistory
 from tests.conftest import Org
 from tests.factories import CampaignFactory, InteractionFactory, LeadFactory
 
@@ -676,6 +679,38 @@ def test_undo_deletes_created_leads_and_restores_updated_ones(run_import, existi
     existing.refresh_from_db()
     assert (existing.company, existing.attributes, list(existing.tags.all())) == ("", {}, [])
     assert not Interaction.objects.filter(lead=existing, type__in=["import", "field_conflict"]).exists()
+
+
+def test_undo_deletes_what_the_pipeline_hung_off_a_created_lead_and_nothing_of_other_leads(
+    run_import, org: Org
+) -> None:
+    # given an imported lead the pipeline has scored, routed and queued, and a lead that is not the import's
+    job = run_import("name,email\nAnn,ann@example.com\n", tags=["expo"])
+    ann = Lead.objects.get(email="ann@example.com")
+    other = LeadFactory.create(email="other@example.com")
+    now = timezone.now()
+    for lead in (ann, other):
+        ScoreHistory.objects.create(lead=lead, score=10, grade="C")
+        AssignmentDecision.objects.create(lead=lead, trigger="new", outcome="queued")
+        Notification.objects.create(user=org.rep, kind="new_lead", lead=lead, message="new lead")
+        LeadTeamMember.objects.create(lead=lead, user=org.rep)
+        SlaClock.objects.create(lead=lead, owner=org.rep, started_at=now, due_at=now + timedelta(hours=1))
+    QueueEntry.objects.create(lead=ann)
+    Lead.objects.filter(pk=other.pk).update(merged_into=ann)  # a pointer to the lead that goes
+
+    services.import_undo(job=job, by=org.marketing)
+
+    # then Ann and everything about her are gone; the other lead keeps all of its rows
+    assert list(Lead.objects.values_list("pk", flat=True)) == [other.pk]
+    for model in (ScoreHistory, AssignmentDecision, Notification, LeadTeamMember, SlaClock):
+        assert list(model.objects.values_list("lead_id", flat=True)) == [other.pk], model
+    assert not QueueEntry.objects.exists()
+    assert not LeadStageChange.objects.filter(lead_id=ann.pk).exists()
+    assert not Interaction.objects.filter(lead_id=ann.pk).exists()
+    assert not Lead.tags.through.objects.filter(lead_id=ann.pk).exists()
+    assert not LeadScore.objects.filter(lead_id=ann.pk).exists()
+    other.refresh_from_db()
+    assert other.merged_into_id is None
 
 
 def test_undo_keeps_a_value_someone_changed_after_the_import(run_import, existing: Lead, org: Org) -> None:
