@@ -818,8 +818,8 @@ def _import_chunk(
         if skips:
             _insert(ImportSkipBatch, [{"first_line": skips[0][0], "rows": skips}], common={"job_id": job.pk})
 
-        # The job's row is locked last, just before the commit, so that chunks in flight do their work side
-        # by side and only queue here. ``processed`` must still be where this chunk starts: a second
+        # The job's row is written (and so locked) last, just before the commit, so that chunks in flight do
+        # their work side by side and only queue here. ``processed`` must still be where this chunk starts: a second
         # worker running the same job (a redelivered task) finds it moved and rolls back.
         if turn is not None:
             # The remaining deferred foreign-key checks (the per-row keys are set-checked at each COPY since
@@ -828,11 +828,9 @@ def _import_chunk(
             with connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             turn.turns.before_commit(turn.index)
-        locked = ImportJob.objects.select_for_update(no_key=connection.vendor == "postgresql")
-        state = locked.only("status", "processed").get(pk=job.pk)
-        if state.status != ImportStatus.RUNNING or state.processed != offset:
-            raise _Superseded
-        ImportJob.objects.filter(pk=job.pk).update(
+        # One conditional UPDATE: it waits for a concurrent writer of the row and then re-reads it, so a
+        # count moved by anyone else since this chunk began leaves it no row to update.
+        moved = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING, processed=offset).update(
             touched_at=now,
             processed=F("processed") + len(rows),
             created=F("created") + counts.created,
@@ -840,6 +838,8 @@ def _import_chunk(
             skipped=F("skipped") + counts.skipped,
             failed=F("failed") + counts.failed,
         )
+        if not moved:
+            raise _Superseded
     if turn is not None:
         turn.turns.committed(turn.index)
 

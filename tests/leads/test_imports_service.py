@@ -12,6 +12,7 @@ from celery.exceptions import Retry
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone, translation
 
 from assignment.models import AssignmentDecision, LeadTeamMember, Notification, QueueEntry, SlaClock
@@ -662,6 +663,29 @@ def test_with_two_writers_a_row_that_breaks_the_normalizer_keeps_the_chunks_befo
     # lines 2–3 and 4–5 were written (by either connection); the chunk holding line 7 never started
     assert (job.processed, job.created) == (4, 4)
     assert Lead.objects.count() == 4
+
+
+def test_a_chunk_whose_job_another_worker_moved_meanwhile_rolls_back_and_leaves_the_job_to_it(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a job whose counters another worker (a redelivered task) moves while this one writes a chunk
+    monkeypatch.setattr(import_services, "_enqueue", lambda job_id: None)
+    job = services.import_create(file=upload("name\nAnn\nBob\n"), by=org.marketing)
+    real_create_leads = import_services._create_leads
+
+    def create_leads_then_the_other_worker_commits(*args: Any, **kwargs: Any) -> None:
+        real_create_leads(*args, **kwargs)
+        ImportJob.objects.filter(pk=job.pk).update(processed=F("processed") + 2)
+
+    monkeypatch.setattr(import_services, "_create_leads", create_leads_then_the_other_worker_commits)
+
+    # when this worker finishes its chunk
+    services.import_run(job_id=job.pk)
+
+    # then its chunk is rolled back, without an error, and the job stays the other worker's to finish
+    job.refresh_from_db()
+    assert (job.status, job.processed, job.created, job.error) == (ImportStatus.RUNNING, 0, 0, "")
+    assert not Lead.objects.exists()
 
 
 # --- undo --------------------------------------------------------------------------------------------
