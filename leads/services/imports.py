@@ -877,7 +877,7 @@ def _existing(emails: set[str], phones: set[str]) -> list[tuple[int, str, str, i
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_existing_sql(), [_lines(emails), _lines(phones)])
-            return [row[:4] for row in cursor.fetchall()]
+            return cursor.fetchall()
     candidates = Lead.objects.filter(merged_into__isnull=True).filter(Q(email__in=emails) | Q(phone__in=phones))
     return list(candidates.order_by("-created_at", "-id").values_list("id", "email", "phone", "import_job_id"))
 
@@ -903,8 +903,12 @@ def _existing_sql() -> str:
             f" WHERE {column} = k.v AND merged_into_id IS NULL OFFSET 0) AS found"
         )
 
-    # Newest first, so that the oldest lead, iterated last, wins (as in single-lead intake).
-    return f"{probe('email')} UNION ALL {probe('phone')} ORDER BY created_at DESC, id DESC"
+    # Newest first, so that the oldest lead, iterated last, wins (as in single-lead intake). The creation
+    # time only sorts: it is not sent back (a timestamp per row is the costliest value to read in Python).
+    return (
+        f"SELECT id, email, phone, import_job_id FROM ({probe('email')} UNION ALL {probe('phone')}) AS hits"
+        " ORDER BY created_at DESC, id DESC"
+    )
 
 
 def _locked_values(ids: set[int]) -> dict[int, dict[str, Any]]:
