@@ -762,6 +762,7 @@ def _import_chunk(
         new_by_phone: dict[str, Row] = {}
         matches: dict[int, _Match] = {}
         conflicts: list[dict[str, Any]] = []
+        job_id = job.pk
         for row in good:
             email, phone = row.email, row.phone
             if dedupe:
@@ -774,7 +775,7 @@ def _import_chunk(
                     match_id, match_job_id = existing
                     if skip:
                         counts.skipped += 1
-                        kind = key if match_job_id != job.pk else _FILE_KINDS[key]
+                        kind = key if match_job_id != job_id else _FILE_KINDS[key]
                         if row.has_extra_cells:
                             errors.append(_duplicate(row, kind, match_id))
                         else:
