@@ -971,8 +971,8 @@ def _insert(
     with connection.cursor() as cursor:
         if with_ids:
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [model._meta.db_table, pk.column, len(rows)],
+                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+                [_sequence(model._meta.db_table, pk.column), len(rows)],
             )
             ids = [row[0] for row in cursor.fetchall()]
         columns, text = _copy_rows([f for f in fields if not f.primary_key], rows, common, ids, json_text)
@@ -983,6 +983,18 @@ def _insert(
         with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             copy.write(text)
     return ids
+
+
+@functools.cache
+def _sequence(table: str, column: str) -> str:
+    """The sequence behind a table's id column, looked up once per process.
+
+    ``nextval(pg_get_serial_sequence(…))`` per drawn id looked the sequence up in the catalogue for
+    every row: ~5 µs a row against ~0.5 µs for ``nextval`` of the sequence itself.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, column])
+        return cast("str", cursor.fetchone()[0])
 
 
 def _copy_rows(
