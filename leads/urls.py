@@ -28,6 +28,7 @@ urlpatterns = [
     path("forms/submissions/", webforms.submission_list, name="submission_list"),
     path("forms/submissions/<int:submission_id>/release/", webforms.submission_release, name="submission_release"),
     path("forms/submissions/<int:submission_id>/reject/", webforms.submission_reject, name="submission_reject"),
+    path("forms/submissions/<int:submission_id>/delete/", webforms.submission_delete, name="submission_delete"),
     path("duplicates/", duplicates.duplicate_list, name="duplicate_list"),
     path("duplicates/merge/", duplicates.duplicate_merge, name="duplicate_merge"),
     path("merges/<int:merge_id>/", duplicates.merge_detail, name="merge_detail"),

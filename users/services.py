@@ -43,6 +43,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "leads.delete_webform",
         "leads.view_formsubmission",
         "leads.change_formsubmission",
+        "leads.delete_formsubmission",
         "leads.view_leadmerge",
         "leads.add_leadmerge",
         "leads.change_leadmerge",

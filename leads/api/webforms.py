@@ -57,7 +57,7 @@ class ModelPermissionsWithView(permissions.DjangoModelPermissions):
 
 
 class SubmissionPermissions(ModelPermissionsWithView):
-    """Submissions are never created through this API; POST here is release/reject, a change."""
+    """Submissions are never created through this API; POST here is release/reject, a change; DELETE erases."""
 
     perms_map = {**ModelPermissionsWithView.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
 
@@ -131,8 +131,17 @@ class SubmissionSerializer(serializers.ModelSerializer[FormSubmission]):
         read_only_fields = fields
 
 
-class SubmissionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[FormSubmission]):
-    """Every submission as received; ``?status=quarantined`` is the quarantine. Release or reject from there."""
+class SubmissionViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[FormSubmission],
+):
+    """Every submission as received; ``?status=quarantined`` is the quarantine. Release, reject or delete from there.
+
+    ``DELETE`` erases a quarantined or rejected submission for good (204); an accepted or released one is its
+    lead's record (400, ``status``).
+    """
 
     serializer_class = SubmissionSerializer
     permission_classes = [permissions.IsAuthenticated, SubmissionPermissions]
@@ -165,6 +174,9 @@ class SubmissionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         submission = self.get_object()
         services.submission_reject(submission=submission, by=cast(User, request.user))
         return Response(SubmissionSerializer(selectors.submission_list().get(pk=submission.pk)).data)
+
+    def perform_destroy(self, instance: FormSubmission) -> None:
+        services.submission_delete(submission=instance, by=cast(User, self.request.user))
 
 
 # --- The public submit endpoint -----------------------------------------------------------------

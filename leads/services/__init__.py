@@ -26,6 +26,7 @@ from leads.services.leads import (
 from leads.services.merge import lead_merge, lead_merge_undo
 from leads.services.pipeline import leads_mark_dirty, pipeline_enqueue, pipeline_process_dirty
 from leads.services.webforms import (
+    submission_delete,
     submission_reject,
     submission_release,
     webform_create,
@@ -59,6 +60,7 @@ __all__ = [
     "leads_mark_dirty",
     "pipeline_enqueue",
     "pipeline_process_dirty",
+    "submission_delete",
     "submission_reject",
     "submission_release",
     "task_complete",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -23,6 +24,8 @@ from leads.services.events import visitor_link
 from leads.services.intake import Upsert, _upsert_match_or_insert, _upsert_write
 from leads.services.leads import NewInteraction, _insert_instance, _normalized, tag_ids_get_or_create
 from users.models import User
+
+logger = logging.getLogger(__name__)
 
 # Lead fields a form field may fill; anything else goes to a custom attribute ("attr:<key>").
 LEAD_TARGETS = (
@@ -542,3 +545,26 @@ def submission_reject(*, submission: FormSubmission, by: User) -> FormSubmission
     locked.save(update_fields=["status"])
     submission.refresh_from_db()
     return locked
+
+
+# Statuses whose submission made no lead: only these may be erased (an accepted or released one is the
+# record of how its lead arrived).
+DELETABLE_STATUSES = (SubmissionStatus.QUARANTINED, SubmissionStatus.REJECTED)
+
+
+@transaction.atomic
+def submission_delete(*, submission: FormSubmission, by: User) -> None:
+    """Erase a quarantined or rejected submission for good: the row, and with it the payload, IP and browser.
+
+    Unlike a rejection nothing stays on record but a log line with the ids. Deleting a submission that is
+    already gone changes nothing.
+    """
+    locked = FormSubmission.objects.select_for_update().filter(pk=submission.pk).first()
+    if locked is None:
+        return
+    if locked.status not in DELETABLE_STATUSES:
+        raise ValidationError(
+            {"status": [_("Only a quarantined or rejected submission can be deleted; this one is its lead’s record.")]}
+        )
+    locked.delete()
+    logger.info("submission %s of form %s deleted by user %s", submission.pk, locked.form_id, by.pk)

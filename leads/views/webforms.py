@@ -221,3 +221,18 @@ def submission_reject(request: HttpRequest, submission_id: int) -> HttpResponse:
     else:
         messages.success(request, _("Submission rejected."))
     return redirect(f"{reverse('leads:submission_list')}?status=quarantined")
+
+
+@login_required
+@permission_required("leads.delete_formsubmission", raise_exception=True)
+@require_POST
+def submission_delete(request: HttpRequest, submission_id: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    submission = _submission(submission_id)
+    try:
+        services.submission_delete(submission=submission, by=user)
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, _("Submission deleted, with the data it held."))
+    return redirect(f"{reverse('leads:submission_list')}?status={submission.status}")

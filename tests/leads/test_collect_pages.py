@@ -130,6 +130,52 @@ def test_reject_from_the_quarantine_page(org: Org, webform: WebForm) -> None:
     assert Lead.objects.count() == 0
 
 
+@pytest.mark.parametrize("status", [SubmissionStatus.QUARANTINED, SubmissionStatus.REJECTED])
+def test_delete_from_the_quarantine_page_erases_the_submission(org: Org, webform: WebForm, status: str) -> None:
+    # given a quarantined (or already rejected) submission
+    APIClient().post("/api/v1/forms/contact/submit/", {"mail": "x@mailinator.com"}, format="json")
+    submission = FormSubmission.objects.get()
+    FormSubmission.objects.filter(pk=submission.pk).update(status=status)
+    client = signed_in(org.marketing)
+    delete_url = reverse("leads:submission_delete", kwargs={"submission_id": submission.pk})
+
+    # when marketing opens its tab, the row offers a Delete button that asks first and posts with CSRF
+    html = client.get(reverse("leads:submission_list") + f"?status={status}").content.decode()
+    form = html.split(f'action="{delete_url}"')[1].split("</form>")[0]
+    assert 'data-testid="submission-delete"' in form
+    assert "window.confirm" in form
+    assert "csrfmiddlewaretoken" in form
+
+    # and presses it
+    response = client.post(delete_url, follow=True)
+
+    # then they are back on that tab, told it is gone, and it is
+    assert response.redirect_chain[-1][0] == reverse("leads:submission_list") + f"?status={status}"
+    page = response.content.decode()
+    assert "Submission deleted, with the data it held." in page
+    assert 'data-testid="submission-row"' not in page
+    assert not FormSubmission.objects.exists()
+
+
+def test_the_quarantine_page_offers_no_delete_to_those_who_may_not(org: Org, webform: WebForm) -> None:
+    APIClient().post("/api/v1/forms/contact/submit/", {"mail": "x@example.com"}, format="json")  # accepted
+    APIClient().post("/api/v1/forms/contact/submit/", {"mail": "x@mailinator.com"}, format="json")  # quarantined
+    accepted = FormSubmission.objects.get(status=SubmissionStatus.ACCEPTED)
+    quarantined = FormSubmission.objects.get(status=SubmissionStatus.QUARANTINED)
+
+    # an accepted submission has no Delete button, and posting anyway keeps it
+    client = signed_in(org.marketing)
+    html = client.get(reverse("leads:submission_list") + "?status=accepted").content.decode()
+    assert 'data-testid="submission-delete"' not in html
+    client.post(reverse("leads:submission_delete", kwargs={"submission_id": accepted.pk}))
+    assert FormSubmission.objects.filter(pk=accepted.pk).exists()
+
+    # and a rep may not delete at all
+    response = signed_in(org.rep).post(reverse("leads:submission_delete", kwargs={"submission_id": quarantined.pk}))
+    assert response.status_code == 403
+    assert FormSubmission.objects.count() == 2
+
+
 def test_duplicates_page_merges_then_undo_restores(org: Org) -> None:
     a = LeadFactory.create(name=XSS, email="same@example.com", company="Acme")
     b = LeadFactory.create(name="Dup", email="same@example.com", company="")

@@ -172,6 +172,49 @@ def test_rejected_submission_stays_on_record_without_a_lead(form: WebForm, org: 
     assert client_for(org.rep).get("/api/v1/submissions/").status_code == 403
 
 
+@pytest.mark.parametrize("reject_first", [False, True], ids=["quarantined", "rejected"])
+def test_marketing_deletes_a_quarantined_or_rejected_submission_for_good(
+    form: WebForm, org: Org, client_for, reject_first: bool
+) -> None:
+    # given a bot's submission in the quarantine (and, in one case, rejected already)
+    post({"full_name": "Bot", "mail": "bot@mailinator.com", "notes": "call me on 13800138000"})
+    submission = FormSubmission.objects.get()
+    marketing = client_for(org.marketing)
+    if reject_first:
+        assert marketing.post(f"/api/v1/submissions/{submission.pk}/reject/").status_code == 200
+
+    # when marketing deletes it
+    response = marketing.delete(f"/api/v1/submissions/{submission.pk}/")
+
+    # then it is gone with everything it held: not listed, not found, no lead made from it
+    assert response.status_code == 204
+    assert not FormSubmission.objects.filter(pk=submission.pk).exists()
+    assert marketing.get(f"/api/v1/submissions/{submission.pk}/").status_code == 404
+    assert marketing.get("/api/v1/submissions/").json()["results"] == []
+    assert Lead.objects.count() == 0
+
+
+def test_an_accepted_submission_cannot_be_deleted_it_is_the_leads_record(form: WebForm, org: Org, client_for) -> None:
+    post({"full_name": "Ada", "mail": "ada@example.com"})
+    submission = FormSubmission.objects.get()
+
+    response = client_for(org.marketing).delete(f"/api/v1/submissions/{submission.pk}/")
+
+    assert response.status_code == 400
+    assert "status" in response.json()
+    assert FormSubmission.objects.get().lead == Lead.objects.get(email="ada@example.com")
+
+
+def test_a_rep_or_manager_cannot_delete_a_submission(form: WebForm, org: Org, client_for) -> None:
+    post({"full_name": "Bot", "mail": "bot@mailinator.com"})
+    submission = FormSubmission.objects.get()
+
+    for user in (org.rep, org.manager):
+        assert client_for(user).delete(f"/api/v1/submissions/{submission.pk}/").status_code in (403, 404)
+
+    assert FormSubmission.objects.get().status == SubmissionStatus.QUARANTINED
+
+
 @pytest.mark.parametrize(
     ("extra", "reason"),
     [
