@@ -396,7 +396,9 @@ def _accept_lead(
         )
     except ValidationError as exc:
         raise _errors_as_form_fields(exc, mapped) from None
-    referrer = (flat.get(REFERRER_FIELD) or submission.referrer)[:1000]
+    # A referrer field sent by the page (the snippet's document.referrer) wins, even empty (a direct visit);
+    # without one the Referer header is the best we have, though for a form post it names the form's page.
+    referrer = flat.get(REFERRER_FIELD, submission.referrer).strip()[:1000]
     return _Acceptance(upsert=upsert, page_url=page_url, referrer=referrer, utm=utm)
 
 

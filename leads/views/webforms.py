@@ -20,7 +20,13 @@ from rest_framework.exceptions import ValidationError as ApiValidationError
 from common.pagination import keyset_paginate
 from leads import selectors, services
 from leads.models import Campaign, FormSubmission, SourceChannel, SubmissionStatus, WebForm
-from leads.services.webforms import RENDERED_AT_FIELD, field_mapping_format, field_mapping_parse
+from leads.services.webforms import (
+    PAGE_URL_FIELD,
+    REFERRER_FIELD,
+    RENDERED_AT_FIELD,
+    field_mapping_format,
+    field_mapping_parse,
+)
 from users.models import User
 
 PAGE_SIZE = 50
@@ -88,7 +94,11 @@ class WebFormForm(forms.Form):
 
 
 def embed_snippet(request: HttpRequest, form: WebForm) -> str:
-    """A plain HTML form that posts to the form's endpoint, with the hidden honeypot and the render time."""
+    """A plain HTML form that posts to the form's endpoint: the hidden honeypot, render time, page and referrer.
+
+    The browser's Referer header on the post names the page the form is on; where the visitor came from
+    before that page is only known to the page itself (``document.referrer``), so the snippet sends it.
+    """
     url = request.build_absolute_uri(reverse("webform-submit", kwargs={"slug": form.slug}))
     fields = list((form.field_mapping or {}).keys()) or ["name", "email", "phone", "company"]
     # Field names are marketing's data: escape them, since this HTML is pasted into another site.
@@ -99,14 +109,16 @@ def embed_snippet(request: HttpRequest, form: WebForm) -> str:
     lines += [
         f'  <div style="position:absolute;left:-10000px" aria-hidden="true"><input type="text" name="{escape(form.honeypot_field)}" tabindex="-1" autocomplete="off"></div>',
         f'  <input type="hidden" name="{RENDERED_AT_FIELD}" value="">',
-        '  <input type="hidden" name="page_url" value="">',
+        f'  <input type="hidden" name="{PAGE_URL_FIELD}" value="">',
+        f'  <input type="hidden" name="{REFERRER_FIELD}" value="">',
         # In the marketer's language: the page the snippet goes on is usually in it too.
         f'  <button type="submit">{escape(_("Send"))}</button>',
         "</form>",
         "<script>",
         "  (function (f) {",
         f'    f.elements["{RENDERED_AT_FIELD}"].value = Date.now();',
-        '    f.elements["page_url"].value = location.href;',
+        f'    f.elements["{PAGE_URL_FIELD}"].value = location.href;',
+        f'    f.elements["{REFERRER_FIELD}"].value = document.referrer;',
         "  })(document.currentScript.previousElementSibling);",
         "</script>",
     ]

@@ -604,3 +604,62 @@ def test_embed_snippet_escapes_field_names(form: WebForm, org: Org) -> None:
 
     assert "<script>alert(1)</script>" not in snippet
     assert "&lt;script&gt;" in snippet
+
+
+def test_embed_snippet_sends_the_page_and_the_visitors_referrer(form: WebForm) -> None:
+    from django.test import RequestFactory
+
+    from leads.views.webforms import embed_snippet
+
+    snippet = embed_snippet(RequestFactory().get("/"), form)
+
+    assert '<input type="hidden" name="page_url" value="">' in snippet
+    assert '<input type="hidden" name="referrer" value="">' in snippet
+    assert 'f.elements["referrer"].value = document.referrer;' in snippet
+
+
+TOUCH = {
+    "full_name": "Ada",
+    "mail": "ada@example.com",
+    "page_url": "https://www.example.com/contact",
+    "referrer": "https://www.google.com/search?q=lead+crm",
+    "utm_source": "google",
+    "utm_campaign": "spring",
+}
+
+
+@pytest.mark.parametrize("encoding", ["json", "form"])
+def test_the_visitors_referrer_and_utm_fields_are_recorded_on_the_form_submit_event(
+    form: WebForm, encoding: str
+) -> None:
+    # when the snippet posts (Referer: the form's own page) with the visitor's referrer and UTM fields
+    headers = {"referer": "https://www.example.com/contact"}
+    if encoding == "json":
+        response = post(TOUCH, **headers)
+        assert response.status_code == 201, response.content
+    else:
+        response = Client().post(URL.format(slug="contact"), TOUCH, headers=headers)
+        assert response.status_code == 303
+
+    # then the event says where the visitor came from, not the form's page, with the campaign
+    lead = Lead.objects.get()
+    event = Interaction.objects.get(lead=lead, type="form_submit")
+    assert event.properties["referrer"] == "https://www.google.com/search?q=lead+crm"
+    assert event.properties["page_url"] == "https://www.example.com/contact"
+    assert (event.properties["utm_source"], event.properties["utm_campaign"]) == ("google", "spring")
+    assert (lead.utm_source, lead.utm_campaign) == ("google", "spring")
+    # and none of these reserved fields became a custom attribute
+    assert lead.attributes == {}
+
+
+def test_without_a_referrer_field_the_referer_header_is_recorded_and_an_empty_one_means_none(
+    form: WebForm,
+) -> None:
+    post({"full_name": "Ada", "mail": "ada@example.com"}, referer="https://partner.example.org/links")
+    post({"full_name": "Bob", "mail": "bob@example.com", "referrer": ""}, referer="https://www.example.com/contact")
+
+    def referrer(email: str) -> str:
+        return Interaction.objects.get(lead__email=email, type="form_submit").properties["referrer"]
+
+    assert referrer("ada@example.com") == "https://partner.example.org/links"
+    assert referrer("bob@example.com") == ""  # the page said: a direct visit
