@@ -1,4 +1,4 @@
-"""Database helpers: PostgreSQL-only migration SQL, and a faster timestamp loader for psycopg."""
+"""Database helpers: PostgreSQL-only migration SQL, a faster timestamp loader for psycopg, SQLite functions."""
 
 from __future__ import annotations
 
@@ -63,6 +63,21 @@ def use_fast_timestamptz_loader(*, sender: Any, connection: Any, **kwargs: Any) 
     if getattr(pg.info, "timezone", None) is not datetime.UTC:
         return  # psycopg would return another tzinfo: keep Django's loader
     pg.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+
+
+# SQLite has no regexp_replace: the duplicate keys that PostgreSQL computes in SQL come from Python there.
+SQLITE_NAME_KEY = "leadcrm_name_key"
+SQLITE_COMPANY_KEY = "leadcrm_company_key"
+
+
+def register_sqlite_functions(*, sender: Any, connection: Any, **kwargs: Any) -> None:
+    """``connection_created`` receiver: the duplicate-key functions on an SQLite connection."""
+    if connection.vendor != "sqlite":
+        return
+    from common.normalize import company_key, name_key
+
+    connection.connection.create_function(SQLITE_NAME_KEY, 1, name_key, deterministic=True)
+    connection.connection.create_function(SQLITE_COMPANY_KEY, 1, company_key, deterministic=True)
 
 
 def pg_array(values: Sequence[Any]) -> str:

@@ -17,6 +17,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import get_language, gettext
 from rest_framework.exceptions import ValidationError
 
+from common.db import SQLITE_COMPANY_KEY, SQLITE_NAME_KEY
+from common.normalize import COMPANY_SUFFIXES, KEY_SEPARATORS
 from leads.models import (
     EventType,
     FormSubmission,
@@ -477,18 +479,50 @@ class DuplicatePage:
 
 
 _DUPLICATE_BRANCHES = (
-    # (reason, join condition, extra WHERE); names and companies are already NFKC-folded and trimmed by the
-    # services, so lower() makes Latin names case-insensitive and leaves Chinese names exact.
-    ("email", "b.email = a.email", "a.email <> ''"),
-    ("phone", "b.phone = a.phone", "a.phone <> ''"),
-    ("name_company", "lower(b.name) = lower(a.name) AND lower(b.company) = lower(a.company)", "a.company <> ''"),
+    # (reason, the pair's FROM … WHERE). Pairs by e-mail and phone join the leads (already normalized on
+    # write) and keep the visible ones; pairs by name + company join ``nc``, the visible leads' keys.
+    (
+        "email",
+        "{lead} a JOIN {lead} b ON b.email = a.email AND a.id < b.id "
+        "JOIN v va ON va.id = a.id JOIN v vb ON vb.id = b.id WHERE a.email <> ''",
+    ),
+    (
+        "phone",
+        "{lead} a JOIN {lead} b ON b.phone = a.phone AND a.id < b.id "
+        "JOIN v va ON va.id = a.id JOIN v vb ON vb.id = b.id WHERE a.phone <> ''",
+    ),
+    (
+        "name_company",
+        "nc a JOIN nc b ON b.name_key = a.name_key AND b.company_key = a.company_key AND a.id < b.id "
+        "WHERE a.name_key <> '' AND a.company_key <> ''",
+    ),
 )
+
+
+def _duplicate_keys_sql() -> tuple[str, str, list[str]]:
+    """SQL for the duplicate keys of ``l.name`` and ``l.company`` (common.normalize.name_key/company_key).
+
+    PostgreSQL computes them with regexp_replace, once per lead (``nc`` is a CTE read twice, so it is
+    materialized) and the pairs come from a hash join on the keys: set-based, no comparison of every
+    lead with every other. SQLite has no regexp_replace; the same functions in Python are registered on
+    its connections (common.db).
+    """
+    if connection.vendor == "postgresql":
+        return (
+            "regexp_replace(lower(l.name), %s, '', 'g')",
+            "regexp_replace(regexp_replace(lower(l.company), %s, ''), %s, '', 'g')",
+            [KEY_SEPARATORS, COMPANY_SUFFIXES, KEY_SEPARATORS],
+        )
+    return f"{SQLITE_NAME_KEY}(l.name)", f"{SQLITE_COMPANY_KEY}(l.company)", []
 
 
 def lead_duplicate_pairs(*, user: User, cursor: str | None = None, page_size: int = 50) -> DuplicatePage:
     """Pairs of visible, unmerged leads with the same e-mail, phone, or name + company; newest duplicate first.
 
-    One set-based query (a self-join per reason, grouped per pair) with keyset paging on (duplicate, primary).
+    Names and companies compare by key: lower-cased, without spaces and punctuation, a company also
+    without its legal form ("ACME Ltd" = "Acme Limited", "上海华星科技有限公司" = "上海华星科技"); a company
+    whose key is empty ("Inc.") pairs nobody. One set-based query (a self-join per reason, grouped per
+    pair) with keyset paging on (duplicate, primary).
     """
     visible = lead_visible_to(user).filter(merged_into__isnull=True)
     visible_sql, visible_params = visible.order_by().values("id").query.sql_with_params()
@@ -500,26 +534,25 @@ def lead_duplicate_pairs(*, user: User, cursor: str | None = None, page_size: in
         except ValueError:
             raise ValidationError({"cursor": [gettext("Invalid cursor.")]}) from None
     table = Lead._meta.db_table
+    name_key, company_key, key_params = _duplicate_keys_sql()
     branches, params = [], []
-    for reason, join, where in _DUPLICATE_BRANCHES:
-        flags = ", ".join(f"{int(reason == r)} AS by_{r}" for r, _j, _w in _DUPLICATE_BRANCHES)
+    for reason, source in _DUPLICATE_BRANCHES:
+        flags = ", ".join(f"{int(reason == r)} AS by_{r}" for r, _s in _DUPLICATE_BRANCHES)
         keyset = " AND (b.id < %s OR (b.id = %s AND a.id < %s))" if position else ""
-        branches.append(
-            f"SELECT a.id AS a_id, b.id AS b_id, {flags} FROM {table} a "
-            f"JOIN {table} b ON {join} AND a.id < b.id "
-            f"JOIN v va ON va.id = a.id JOIN v vb ON vb.id = b.id WHERE {where}{keyset}"
-        )
+        branches.append(f"SELECT a.id AS a_id, b.id AS b_id, {flags} FROM {source.format(lead=table)}{keyset}")
         if position:
             params += [position[0], position[0], position[1]]
-    reason_names = [r for r, _j, _w in _DUPLICATE_BRANCHES]
+    reason_names = [r for r, _s in _DUPLICATE_BRANCHES]
     sql = (
-        f"WITH v AS ({visible_sql}) "
+        f"WITH v AS ({visible_sql}), "
+        f"nc AS (SELECT l.id, {name_key} AS name_key, {company_key} AS company_key "
+        f"FROM {table} l JOIN v ON v.id = l.id WHERE l.company <> '') "
         f"SELECT b_id, a_id, {', '.join(f'MAX(by_{r})' for r in reason_names)} FROM ("
         + " UNION ALL ".join(branches)
         + ") pairs GROUP BY b_id, a_id ORDER BY b_id DESC, a_id DESC LIMIT %s"
     )
     with connection.cursor() as db:
-        db.execute(sql, [*visible_params, *params, page_size + 1])
+        db.execute(sql, [*visible_params, *key_params, *params, page_size + 1])
         rows = db.fetchall()
     has_more = len(rows) > page_size
     rows = rows[:page_size]

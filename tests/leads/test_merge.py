@@ -141,6 +141,76 @@ def test_duplicate_suggestions_by_email_phone_and_name_company_visible_only(
     assert lead_duplicate_pairs(user=org.rep_south).pairs == []
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("John Smith", "Acme Inc"), ("John Smith", "Acme, Inc.")),
+        (("John Smith", "ACME Ltd"), ("john smith", "Acme Limited")),
+        (("John  Smith", "Acme Co., Ltd."), ("john smith", "ACME")),
+        (("王伟", "上海华星科技有限公司"), ("王伟", "上海华星科技")),
+        (("王伟", "华星（集团）股份有限公司"), ("王 伟", "华星")),
+    ],
+    ids=["punctuation", "legal-form", "spacing", "chinese-legal-form", "chinese-brackets"],
+)
+def test_name_company_suggestions_ignore_case_spacing_punctuation_and_legal_forms(
+    org: Org, first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    # given two leads written as people write them (stored as given: no e-mail or phone to pair them by)
+    a = LeadFactory.create(name=first[0], company=first[1], email="", phone="")
+    b = LeadFactory.create(name=second[0], company=second[1], email="", phone="")
+
+    # then marketing is offered them as one person
+    page = lead_duplicate_pairs(user=org.marketing)
+    assert [(p.primary.pk, p.duplicate.pk, p.reasons) for p in page.pairs] == [(a.pk, b.pk, ("name_company",))]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("王伟", "上海华星科技有限公司"), ("李娜", "上海华星科技有限公司")),
+        (("John Smith", "Acme Inc"), ("Jane Smith", "Acme Inc")),
+        (("John Smith", "Costco"), ("John Smith", "Cost")),  # "co" is a legal form only as a word of its own
+        (("John Smith", "Acme Holdings"), ("John Smith", "Acme")),
+        (("John Smith", "Inc."), ("John Smith", "Ltd")),  # no company left once the legal form goes
+        (("John Smith", ""), ("John Smith", "")),
+    ],
+    ids=["two-people-one-company", "other-first-name", "costco", "other-company", "only-a-legal-form", "no-company"],
+)
+def test_name_company_suggestions_leave_different_people_and_companies_apart(
+    org: Org, first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    LeadFactory.create(name=first[0], company=first[1], email="", phone="")
+    LeadFactory.create(name=second[0], company=second[1], email="", phone="")
+
+    assert lead_duplicate_pairs(user=org.marketing).pairs == []
+
+
+@pytest.mark.postgres
+def test_postgresql_computes_the_same_duplicate_keys_as_python(db: None) -> None:
+    # The keys are computed in SQL on PostgreSQL and by common.normalize on SQLite: both must agree.
+    from django.db import connection
+
+    from common.normalize import company_key, name_key
+    from leads.selectors import _duplicate_keys_sql
+
+    values = [
+        "Acme Inc", "Acme, Inc.", "ACME Ltd", "Acme Limited", "Acme Co., Ltd.", "Acme-Holdings LLC", "Costco",
+        "Tesco PLC", "Smith & Co", "Müller GmbH", "MÜLLER", "A.C.M.E.", "Inc.", "Ltd", "", "  ", "x_y\tz",
+        "上海华星科技有限公司", "上海华星科技股份有限公司", "华星(集团)有限公司", "华星集团", "公司", "《华星》科技",
+        "京东・集团", "John  Smith", "J. Smith", "Jean-Luc Picard", "约翰·史密斯", "O'Brien", "王 伟", "ÉMILE",
+    ]  # fmt: skip
+    name_sql, company_sql, params = _duplicate_keys_sql()
+    rows = ", ".join(["(%s, %s)"] * len(values))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {name_sql}, {company_sql} FROM (VALUES {rows}) AS l(name, company)",
+            [*params, *(v for value in values for v in (value, value))],
+        )
+        computed = cursor.fetchall()
+
+    assert computed == [(name_key(value), company_key(value)) for value in values]
+
+
 def test_merge_and_undo_api(org: Org, client_for) -> None:
     a, b = _pair(org)
     client = client_for(org.marketing)
