@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from leads.models import (
     LeadScore,
     LeadStageChange,
     OnDuplicate,
+    PipelineRun,
     SourceChannel,
     Stage,
 )
@@ -36,6 +38,7 @@ from leads.services import imports as import_services
 from leads.services.intake import lead_upsert
 from leads.tasks.imports import import_undo_task
 from scoring.models import ScoreHistory
+from tests.assignment.conftest import make_rule, profile
 from tests.conftest import Org
 from tests.factories import CampaignFactory, InteractionFactory, LeadFactory
 
@@ -168,6 +171,55 @@ def test_imported_leads_are_scored_by_the_pipeline_at_the_end(run_import) -> Non
     assert leads.count() == 2
     # the pipeline ran once for the whole import (eager Celery): every lead has a score and is no longer dirty
     assert all(lead.score_updated_at is not None and lead.dirty_since is None for lead in leads)
+
+
+@pytest.fixture
+def pipeline_tasks() -> Iterator[list[str]]:
+    """The ids of the ``process_dirty_leads_task`` runs while the test runs (eager Celery runs each one sent)."""
+    from celery.signals import task_prerun
+
+    from leads.tasks.pipeline import process_dirty_leads_task
+
+    started: list[str] = []
+
+    def _count(sender: Any = None, task_id: str = "", **kwargs: Any) -> None:
+        if getattr(sender, "name", None) == process_dirty_leads_task.name:
+            started.append(task_id)
+
+    task_prerun.connect(_count, weak=False)
+    yield started
+    task_prerun.disconnect(_count)
+
+
+def test_an_import_is_scored_and_assigned_by_one_pipeline_task_after_the_whole_job(
+    run_import, org: Org, monkeypatch: pytest.MonkeyPatch, pipeline_tasks: list[str]
+) -> None:
+    # given an active round-robin rule over two reps, and a list of 12 people read in chunks of 4
+    for rep in (org.rep, org.rep2):
+        profile(rep)
+    make_rule("Imported leads", reps=[org.rep, org.rep2])
+    monkeypatch.setattr(import_services, "CHUNK_ROWS", 4)
+    titles = ["Director", "Engineer"] * 6
+    text = "name,email,job_title\n" + "".join(f"P{i},p{i}@example.com,{t}\n" for i, t in enumerate(titles))
+
+    # when marketing imports it
+    job = run_import(text)
+
+    # then every lead is scored (a director's senior title counts) and no longer waits for the pipeline
+    leads = list(Lead.objects.filter(import_job=job).select_related("scorecard").order_by("pk"))
+    assert len(leads) == 12
+    assert all(lead.score_updated_at is not None and lead.dirty_since is None for lead in leads)
+    scores = {(lead.job_title, lead.score) for lead in leads}
+    assert len(scores) == 2
+    assert dict(scores)["Director"] == dict(scores)["Engineer"] + 10
+    # and has an owner by the rule, taken in turn, each decision on record
+    assert [lead.owner for lead in leads] == [org.rep, org.rep2] * 6
+    assert (
+        AssignmentDecision.objects.filter(lead__in=leads, rule_name="Imported leads", outcome="assigned").count() == 12
+    )
+    # and one processing task did it all, for the whole job, not one per chunk or row
+    assert len(pipeline_tasks) == 1
+    assert list(PipelineRun.objects.values_list("leads", flat=True)) == [12]
 
 
 def test_bad_rows_are_reported_with_their_line_and_do_not_stop_good_rows(run_import) -> None:
