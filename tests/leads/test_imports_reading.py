@@ -232,6 +232,47 @@ def test_the_import_e_mail_check_agrees_with_the_one_every_entry_point_uses(valu
     assert clean_text(value) == normalize_text(value)
 
 
+FULL_WIDTH_TEXT = [
+    "Ｊｏｈｎ　Ｓｍｉｔｈ", "ＡＣＭＥ　Ｃｏｒｐ", "  上海　某某\u3000\u3000科技 ", "ＡＣＭＥ，Ｉｎｃ．", "ﾃｽﾄ ｶﾞｲｼｬ",
+    "Ｏ’Ｂｒｉｅｎ\tＬｔｄ", "王\u00a0小明", "①号楼",
+]  # fmt: skip
+FULL_WIDTH_PHONES = [
+    "１３８ ００１３ ８０００", "１３８００１３８０００", "＋８６ １３８－００１３－８０００", "（００８６）１３８００１３８０００",
+    "（０２１）６２３４ ５６７８", "＋４４ ２０ ７９４６ ００００", "１２３４５",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", FULL_WIDTH_TEXT)
+def test_the_import_folds_full_width_text_as_every_entry_point_does(value: str) -> None:
+    from common.normalize import normalize_text
+    from leads.imports.rows import RowBuilder
+
+    builder = RowBuilder(["name", "company", "city"], {"name": "name", "company": "company", "city": "city"})
+    row = builder(2, [value, value, value])
+
+    folded = normalize_text(value)
+    assert (row.data["name"], row.data["company"], row.data["city"]) == (folded, folded, folded)
+    assert row.errors == []
+
+
+@pytest.mark.parametrize("value", FULL_WIDTH_PHONES)
+def test_the_import_reads_full_width_phone_digits_as_every_entry_point_does(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from common.normalize import normalize_phone
+    from leads.imports.rows import RowBuilder
+
+    row = RowBuilder(["phone"], {"phone": "phone"}, region="CN")(2, [value])
+
+    try:
+        expected = normalize_phone(value, region="CN")
+    except ValidationError:
+        assert "phone" not in row.data
+        assert row.errors  # rejected by both
+    else:
+        assert row.data["phone"] == expected
+
+
 def test_a_workbook_that_expands_too_much_is_refused_before_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     # A small upload whose shared strings unpack to gigabytes would exhaust memory inside openpyxl.
     rows: list[list[object]] = [["name"]]

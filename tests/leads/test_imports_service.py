@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone, translation
 
 from assignment.models import AssignmentDecision, LeadTeamMember, Notification, QueueEntry, SlaClock
+from common.normalize import normalize_phone, normalize_text
 from leads import services
 from leads.imports.rows import Row, RowBuilder
 from leads.models import (
@@ -98,6 +99,28 @@ def test_an_import_creates_normalized_leads_with_history_tags_and_a_timeline_eve
     assert list(LeadStageChange.objects.filter(lead=lead).values_list("to_stage", flat=True)) == [Stage.NEW]
     event = Interaction.objects.get(lead=lead, type="import")
     assert event.properties == {"import_job": job.pk, "file": "list.csv", "line": 2}
+
+
+def test_full_width_names_companies_and_phone_digits_are_stored_folded_like_every_entry_point(
+    run_import, org: Org
+) -> None:
+    # given a list typed with a Chinese input method: full-width letters, digits and ideographic spaces
+    name, company, phone = "Ｊｏｈｎ　Ｓｍｉｔｈ", "ＡＣＭＥ　　Ｃｏｒｐ", "１３８　００１３　８０００"
+    text = f"name,company,phone\n{name},{company},{phone}\n"
+
+    job = run_import(text)
+
+    # then the lead is stored as the form, the API and the lead page would store it
+    assert job.created == 1
+    imported = Lead.objects.get(import_job=job)
+    assert (imported.name, imported.company, imported.phone) == ("John Smith", "ACME Corp", "+8613800138000")
+    assert (imported.name, imported.company, imported.phone) == (
+        normalize_text(name), normalize_text(company), normalize_phone(phone),
+    )  # fmt: skip
+    # and the API or a form sending the same values finds the same person, with nothing in conflict
+    lead, created = lead_upsert(source_label="api", created_by=org.marketing, name=name, company=company, phone=phone)
+    assert (lead.pk, created) == (imported.pk, False)
+    assert not Interaction.objects.filter(lead=imported, type="field_conflict").exists()
 
 
 def test_the_timeline_event_keeps_a_file_name_with_quotes_backslashes_and_tabs(run_import, org: Org) -> None:
