@@ -45,6 +45,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from common.collector import fewer_collections
 from common.normalize import normalize_text
 from leads.imports import reading
 from leads.imports.mapping import complete_mapping, guess_mapping, mapping_errors
@@ -304,7 +305,8 @@ def import_run(*, job_id: int) -> None:
         job.error = ""
         job.save(update_fields=["status", "started_at", "touched_at", "error"])
     try:
-        _run(job)
+        with fewer_collections():
+            _run(job)
     except _Superseded:
         return
     except Exception as exc:

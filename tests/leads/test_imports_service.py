@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -465,9 +466,11 @@ def test_a_crash_marks_the_job_failed_and_a_rerun_resumes_without_duplicates(
     monkeypatch.setattr(import_services, "CHUNK_ROWS", 2)
     real_create = import_services._create_leads
     calls = {"n": 0}
+    thresholds: list[tuple[int, int, int]] = []
 
     def crash_on_second_chunk(*args, **kwargs):
         calls["n"] += 1
+        thresholds.append(gc.get_threshold())
         if calls["n"] == 2:
             raise RuntimeError("worker lost its database")
         return real_create(*args, **kwargs)
@@ -475,10 +478,14 @@ def test_a_crash_marks_the_job_failed_and_a_rerun_resumes_without_duplicates(
     monkeypatch.setattr(import_services, "_create_leads", crash_on_second_chunk)
     text = "name,email\n" + "".join(f"P{i},p{i}@example.com\n" for i in range(5))
     job = services.import_create(file=upload(text), by=org.marketing)
+    before = gc.get_threshold()
 
     with pytest.raises(RuntimeError):
         services.import_run(job_id=job.pk)
 
+    # The collector ran less often while the job ran, and is back as it was after the crash.
+    assert thresholds[0][0] >= 10_000
+    assert gc.get_threshold() == before
     job.refresh_from_db()
     assert job.status == ImportStatus.FAILED
     assert "worker lost its database" in job.error
