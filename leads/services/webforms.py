@@ -307,13 +307,28 @@ for _signal in (post_save, post_delete):
 # --- Writes ------------------------------------------------------------------------------------
 
 
-def _check_form_fields(fields: Mapping[str, Any]) -> None:
+def _check_form_fields(fields: Mapping[str, Any], form: WebForm | None = None) -> None:
+    """Field-level errors for a form's new values (``form``: the one being updated, for what is unchanged)."""
     unknown = set(fields) - WEBFORM_FIELDS
     if unknown:
         raise TypeError(f"unexpected web form fields: {sorted(unknown)}")
     errors: dict[str, list[str]] = {}
     if "field_mapping" in fields and (mapping_errors := field_mapping_errors(fields["field_mapping"])):
         errors["field_mapping"] = mapping_errors
+    if "honeypot_field" in fields or "field_mapping" in fields:
+        honeypot = fields.get("honeypot_field", form.honeypot_field if form else "")
+        mapping = fields.get("field_mapping", form.field_mapping if form else {})
+        # A honeypot that people or the embed script fill would send every submission to the quarantine.
+        if honeypot in RESERVED_FIELDS:
+            errors["honeypot_field"] = [
+                _("“%(field)s” is filled in by the form's own script; name a field nobody fills, e.g. website_url.")
+                % {"field": honeypot}
+            ]
+        elif isinstance(mapping, Mapping) and honeypot in mapping:
+            errors["honeypot_field"] = [
+                _("“%(field)s” is a mapped field that people fill in; the honeypot must be a field nobody sees.")
+                % {"field": honeypot}
+            ]
     origins = fields.get("allowed_origins", [])
     bad = [o for o in origins if not re.match(r"^https?://[^/\s?#]+$", str(o))]
     if bad:
@@ -335,7 +350,7 @@ def webform_create(*, created_by: User | None, **fields: Any) -> WebForm:
 
 @transaction.atomic
 def webform_update(*, form: WebForm, **fields: Any) -> WebForm:
-    _check_form_fields(fields)
+    _check_form_fields(fields, form)
     for name, value in fields.items():
         setattr(form, name, value)
     form.full_clean()

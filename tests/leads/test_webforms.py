@@ -461,6 +461,33 @@ def test_form_crud_api_validates_the_mapping_and_is_for_marketing(org: Org, clie
     )
 
 
+def test_a_honeypot_that_people_or_the_snippet_fill_is_refused(org: Org, client_for) -> None:
+    """Such a honeypot would send every real submission to the quarantine."""
+    marketing = client_for(org.marketing)
+    reserved = marketing.post("/api/v1/forms/", {"name": "F", "slug": "f", "honeypot_field": "referrer"}, format="json")
+    mapped = marketing.post(
+        "/api/v1/forms/",
+        {"name": "F", "slug": "f", "field_mapping": {"mail": "email"}, "honeypot_field": "mail"},
+        format="json",
+    )
+    good = marketing.post(
+        "/api/v1/forms/", {"name": "F", "slug": "f", "field_mapping": {"mail": "email"}}, format="json"
+    )
+    # Mapping the form's current honeypot (website_url) later is refused as well.
+    remapped = marketing.patch(
+        f"/api/v1/forms/{good.json()['id']}/", {"field_mapping": {"website_url": "website"}}, format="json"
+    )
+
+    assert reserved.status_code == 400
+    assert "honeypot_field" in reserved.json()
+    assert mapped.status_code == 400
+    assert "honeypot_field" in mapped.json()
+    assert good.status_code == 201, good.content
+    assert remapped.status_code == 400
+    assert "honeypot_field" in remapped.json()
+    assert WebForm.objects.get().field_mapping == {"mail": "email"}
+
+
 def test_matched_existing_lead_keeps_its_values_and_records_the_conflict(form: WebForm) -> None:
     LeadFactory.create(name="Ada", email="ada@example.com", company="Old Co")
 
