@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import pytest
 from django.core.cache import cache
@@ -36,7 +37,7 @@ def form(org: Org) -> WebForm:
     )
 
 
-def post(data: dict[str, object], *, slug: str = "contact", ip: str = "127.0.0.1", **headers: str):
+def post(data: Mapping[str, object], *, slug: str = "contact", ip: str = "127.0.0.1", **headers: str):
     return APIClient().post(URL.format(slug=slug), data, format="json", headers=headers, REMOTE_ADDR=ip)
 
 
