@@ -380,17 +380,21 @@ def _writer_count() -> int:
     return max(1, int(settings.LEADCRM_IMPORT_WRITERS))
 
 
+def _stored_list(job: ImportJob, raw: IO[bytes]) -> reading.StoredList:
+    """The job's file as inspected at upload (its kind by the stored name, its encoding and delimiter)."""
+    kind = "xlsx" if job.file.name.lower().endswith(reading.XLSX_EXTENSIONS) else "csv"
+    return reading.StoredList(raw, reading.FileInfo(kind=kind, encoding=job.encoding, delimiter=job.delimiter))
+
+
 def _run(job: ImportJob) -> None:
-    with job.file.open("rb") as stored:
-        raw = _raw_file(stored)
-        info = reading.inspect(raw, job.file.name)
+    with job.file.open("rb") as stored, _stored_list(job, _raw_file(stored)) as listed:
         if job.total == 0:
-            job.total = reading.count_data_rows(raw, info)
+            job.total = listed.count()
             ImportJob.objects.filter(pk=job.pk).update(total=job.total)
-        rows = reading.data_rows(raw, info)
+        rows = listed.data_rows()
         offset = job.processed
         tag_ids = _tag_ids(job.tags)
-        chunks = _built_chunks(islice(rows, offset, None), info.headers, job.mapping)
+        chunks = _built_chunks(islice(rows, offset, None), listed.headers, job.mapping)
         try:
             writers = _writer_count()
             if writers == 1:

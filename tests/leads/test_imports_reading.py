@@ -302,3 +302,77 @@ def test_an_extra_cell_does_not_overwrite_a_header_that_reads_like_its_label() -
 
     assert row.raw == {"name": "Ann", "Column 3": "kept", "Column 3+": "extra"}
     assert row.attributes == {"note": "kept"}
+
+
+# --- The worker's read of an accepted upload (StoredList) ---------------------------------------------
+
+
+def _stored(data: bytes, name: str) -> reading.StoredList:
+    fileobj = io.BytesIO(data)
+    return reading.StoredList(fileobj, reading.inspect(fileobj, name))
+
+
+def xlsx_unsized_bytes(rows: list[list[object]]) -> bytes:
+    """A workbook without a declared size (openpyxl's write-only mode writes none)."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet()
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+LIST: list[list[object]] = [
+    [None],
+    ["姓名", "手机"],
+    ["王伟", 13800138000],
+    [None, None],
+    ["李娜", "139-0013-9000"],
+    ["张三", 1],
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "count"),
+    [
+        # The declared size (rows 1-6) less the header's row: the blank row 4 is in it.
+        pytest.param(xlsx_bytes(LIST), "list.xlsx", 4, id="xlsx-declared-size"),
+        pytest.param(xlsx_unsized_bytes(LIST), "list.xlsx", 3, id="xlsx-counted"),
+        pytest.param("\n姓名,手机\n王伟,13800138000\n,\n李娜,139\n张三,1\n".encode(), "list.csv", 3, id="csv-counted"),
+    ],
+)
+def test_the_worker_reads_headers_count_and_rows_as_the_upload_was_inspected(
+    data: bytes, name: str, count: int
+) -> None:
+    fileobj = io.BytesIO(data)
+    info = reading.inspect(fileobj, name)
+    expected_rows = list(reading.data_rows(fileobj, info))
+
+    with _stored(data, name) as listed:
+        assert listed.headers == info.headers == ["姓名", "手机"]
+        assert listed.count() == count
+        assert list(listed.data_rows()) == expected_rows
+        assert [line for line, _cells in expected_rows] == [3, 5, 6]
+
+
+def test_the_worker_opens_a_workbook_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """openpyxl reads the whole shared-strings table on every open: headers, count and rows share one."""
+    import openpyxl
+
+    opened: list[object] = []
+    real = openpyxl.load_workbook
+
+    def counting(*args: object, **kwargs: object) -> object:
+        opened.append(args)
+        return real(*args, **kwargs)
+
+    data = xlsx_unsized_bytes(LIST)
+    stored = _stored(data, "list.xlsx")
+    monkeypatch.setattr(openpyxl, "load_workbook", counting)
+    with stored as listed:
+        listed.count()
+        rows = list(listed.data_rows())
+
+    assert len(opened) == 1
+    assert [cells[0] for _line, cells in rows] == ["王伟", "李娜", "张三"]

@@ -43,6 +43,7 @@ from scoring.models import ScoreHistory
 from tests.assignment.conftest import make_rule, profile
 from tests.conftest import Org
 from tests.factories import CampaignFactory, InteractionFactory, LeadFactory
+from tests.leads.test_imports_reading import xlsx_bytes
 
 
 @pytest.fixture(autouse=True)
@@ -244,6 +245,30 @@ def test_an_import_is_scored_and_assigned_by_one_pipeline_task_after_the_whole_j
     # and one processing task did it all, for the whole job, not one per chunk or row
     assert len(pipeline_tasks) == 1
     assert list(PipelineRun.objects.values_list("leads", flat=True)) == [12]
+
+
+def test_a_workbook_with_blank_rows_in_its_declared_size_ends_with_the_true_total(
+    run_import, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The progress bar's total starts as the sheet's declared size (blank rows in it) and ends as the rows read."""
+    monkeypatch.setattr(import_services, "CHUNK_ROWS", 2)
+    totals: list[int] = []
+    real_create = import_services._create_leads
+
+    def watching(job, *args, **kwargs):
+        totals.append(ImportJob.objects.get(pk=job.pk).total)
+        return real_create(job, *args, **kwargs)
+
+    monkeypatch.setattr(import_services, "_create_leads", watching)
+    data = xlsx_bytes([["name", "email"], ["Ann", "ann@example.com"], [None, None], [None, None], ["Bo", "bo@example.com"],
+                       ["Cy", "cy@example.com"]])  # fmt: skip
+
+    job = run_import(data, name="list.xlsx")
+
+    assert totals[0] == 5  # rows 2-6 as declared, the two blank ones included
+    assert job.status == ImportStatus.DONE
+    assert (job.total, job.processed, job.created) == (3, 3, 3)
+    assert sorted(Lead.objects.values_list("name", flat=True)) == ["Ann", "Bo", "Cy"]
 
 
 def test_bad_rows_are_reported_with_their_line_and_do_not_stop_good_rows(run_import) -> None:
