@@ -97,7 +97,8 @@ class ImportJobSerializer(serializers.ModelSerializer[ImportJob]):
         """Percent done, 0–100 (100 once finished, even for a file whose total was an estimate)."""
         if job.status in ("done", "undone"):
             return 100.0
-        return round(100.0 * job.processed / job.total, 1) if job.total else 0.0
+        # A workbook's total is its declared size, which a writer may have got wrong: never past 100.
+        return min(100.0, round(100.0 * job.processed / job.total, 1)) if job.total else 0.0
 
     def get_errors_url(self, job: ImportJob) -> str:
         return reverse("import-errors-csv", kwargs={"pk": job.pk})
