@@ -185,6 +185,19 @@ def _open_workbook(fileobj: IO[bytes]) -> Any:
         raise ImportFileError(_("This file is not a valid .xlsx workbook.")) from exc
 
 
+def _first_sheet(workbook: Any) -> tuple[Any, int | None]:
+    """The sheet a list is read from, and the number of rows it declares (its ``<dimension>``; ``None``: none).
+
+    openpyxl stops reading at the declared last row, and a writer can declare too few ("A1:F500" over a
+    thousand rows): those rows would be dropped without a word. So the declared size is taken as the
+    writer's claim and forgotten before the rows are read, which then run to the sheet's real end.
+    """
+    sheet = workbook.worksheets[0]
+    declared = sheet.max_row
+    sheet.reset_dimensions()
+    return sheet, declared
+
+
 def _sheet_rows(sheet: Any) -> Rows:
     """A sheet's non-blank rows with their row numbers, as text."""
     for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
@@ -196,7 +209,7 @@ def _sheet_rows(sheet: Any) -> Rows:
 def _xlsx_rows(fileobj: IO[bytes]) -> Rows:
     workbook = _open_workbook(fileobj)
     try:
-        yield from _sheet_rows(workbook.worksheets[0])
+        yield from _sheet_rows(_first_sheet(workbook)[0])
     finally:
         workbook.close()
 
@@ -240,11 +253,6 @@ def data_rows(fileobj: IO[bytes], info: FileInfo) -> Rows:
         rows.close()
 
 
-def count_data_rows(fileobj: IO[bytes], info: FileInfo) -> int:
-    """How many data rows the file has (one streaming pass; the progress bar's 100 %)."""
-    return sum(1 for _ in data_rows(fileobj, info))
-
-
 class StoredList:
     """An accepted upload as the worker reads it: headers, a row count for the progress bar, the data rows.
 
@@ -252,14 +260,17 @@ class StoredList:
     is not inspected again. A workbook is opened once for all three (openpyxl reads the whole
     shared-strings table on every open: up to 2 s for a 100,000-row list), and as each pass over its rows
     costs ~5 s per 100,000, the count is the sheet's declared size (its ``<dimension>``, which Excel, WPS
-    and LibreOffice write) when there is one. That size includes blank rows, so it can only overstate the rows to come;
-    the job's total is set to what it processed when it ends. A CSV is counted by a streaming pass
-    (~70 ms per 100,000 rows) and read again for the data.
+    and LibreOffice write) when there is one. That is an estimate for the progress bar (it includes blank
+    rows, and a writer may declare too few: the rows are read to the sheet's end all the same); the job's
+    total is set to what it processed when it ends. A CSV is counted by a streaming pass (~70 ms per
+    100,000 rows) and read again for the data.
     """
 
     def __init__(self, fileobj: IO[bytes], info: FileInfo) -> None:
         self.fileobj, self.info = fileobj, info
         self._workbook: Any = None
+        self._sheet: Any = None
+        self._declared: int | None = None
         self._header_line = 0
         self.headers: list[str] = []
 
@@ -284,14 +295,13 @@ class StoredList:
             return _csv_rows(self.fileobj, self.info.encoding, self.info.delimiter)
         if self._workbook is None:
             self._workbook = _open_workbook(self.fileobj)
-        return _sheet_rows(self._workbook.worksheets[0])
+            self._sheet, self._declared = _first_sheet(self._workbook)
+        return _sheet_rows(self._sheet)
 
     def count(self) -> int:
-        """The data rows (for a workbook with a declared size, at most that many: see the class)."""
-        if self.info.kind == "xlsx":
-            declared = self._workbook.worksheets[0].max_row if self._workbook is not None else None
-            if declared is not None and declared > self._header_line:
-                return int(declared) - self._header_line
+        """The data rows; for a workbook with a declared size, that size less the header (see the class)."""
+        if self._declared is not None and self._declared > self._header_line:
+            return self._declared - self._header_line
         return sum(1 for _ in self.data_rows())
 
     def data_rows(self) -> Rows:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 
 import pytest
 from openpyxl import Workbook
@@ -376,3 +378,31 @@ def test_the_worker_opens_a_workbook_once(monkeypatch: pytest.MonkeyPatch) -> No
 
     assert len(opened) == 1
     assert [cells[0] for _line, cells in rows] == ["王伟", "李娜", "张三"]
+
+
+def with_declared_size(data: bytes, ref: str) -> bytes:
+    """The workbook with its first sheet's ``<dimension>`` rewritten, as a careless writer leaves it."""
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="%s"' % ref.encode(), content)
+            target.writestr(item, content)
+    return out.getvalue()
+
+
+def test_a_workbook_that_declares_too_few_rows_is_read_to_its_end() -> None:
+    """openpyxl stops at the declared last row; the rows after it must not vanish without a word."""
+    rows: list[list[object]] = [["name", "phone"], *([f"P{i}", 13800138000 + i] for i in range(6))]
+    data = with_declared_size(xlsx_bytes(rows), "A1:B3")
+
+    info, read = _read(data, "list.xlsx")
+    with _stored(data, "list.xlsx") as listed:
+        worker_rows = list(listed.data_rows())
+        declared = listed.count()
+
+    assert info.headers == ["name", "phone"]
+    assert [cells[0] for _line, cells in read] == [f"P{i}" for i in range(6)]
+    assert worker_rows == read
+    assert declared == 2  # the writer's claim, for the progress bar only
