@@ -681,7 +681,8 @@ class ImportSkipBatch(models.Model):
     A list of returning contacts skips about half its rows. Kept as an ``ImportRowError`` each, they
     were a row, a translated reason and a COPY line per skipped row: 10-20 % of the import's time.
     ``rows`` holds ``[line, kind, ref]`` per skipped row, in line order: ``kind`` a ``SkipKind``,
-    ``ref`` the lead it duplicates (the kinds but ``line``) or the line it repeats (``line``).
+    ``ref`` the lead it duplicates (the kinds but ``line``; 0 for a lead of this import that the chunk
+    before was still writing, which errors.csv does not name) or the line it repeats (``line``).
     errors.csv words the reasons when it is read, in the reader's language, and takes the cells
     from the job's file (``services.import_error_rows``). A skipped row with cells beyond the file's
     header keeps them in an ``ImportRowError`` instead, as a rejected row does.

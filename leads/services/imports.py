@@ -193,8 +193,8 @@ def import_create(
 def import_file_headers(*, job: ImportJob) -> list[str]:
     """The file's columns in file order (the stored mapping is a JSON object, whose key order PostgreSQL drops)."""
     try:
-        with job.file.open("rb") as stored:
-            return reading.inspect(_raw_file(stored), job.file.name).headers
+        with job.file.open("rb") as stored, _stored_list(job, _raw_file(stored)) as listed:
+            return listed.headers
     except (OSError, ValueError, reading.ImportFileError):
         return sorted(job.mapping)
 
@@ -238,13 +238,11 @@ def _skipped_rows(job: ImportJob) -> Iterator[tuple[int, str, dict[str, str]]]:
 def _file_rows(job: ImportJob) -> Generator[tuple[int, dict[str, str]], None, None]:
     """The job file's data rows (line number, header → cell); none if the file is gone or cannot be read."""
     try:
-        with job.file.open("rb") as stored:
-            raw = _raw_file(stored)
-            info = reading.inspect(raw, job.file.name)
-            rows = reading.data_rows(raw, info)
+        with job.file.open("rb") as stored, _stored_list(job, _raw_file(stored)) as listed:
+            rows = listed.data_rows()
             try:
                 for line, cells in rows:
-                    yield line, raw_row(info.headers, cells)
+                    yield line, raw_row(listed.headers, cells)
             finally:
                 rows.close()
     except (OSError, ValueError, reading.ImportFileError):
@@ -381,7 +379,10 @@ def _writer_count() -> int:
 
 
 def _stored_list(job: ImportJob, raw: IO[bytes]) -> reading.StoredList:
-    """The job's file as inspected at upload (its kind by the stored name, its encoding and delimiter)."""
+    """The job's file as inspected at upload (its kind by the stored name, its encoding and delimiter).
+
+    The worker and errors.csv both read the file this way, so a line number means the same row to both.
+    """
     kind = "xlsx" if job.file.name.lower().endswith(reading.XLSX_EXTENSIONS) else "csv"
     return reading.StoredList(raw, reading.FileInfo(kind=kind, encoding=job.encoding, delimiter=job.delimiter))
 
@@ -1042,11 +1043,14 @@ def _column_text(
     ``encoded``: a JSON column whose values are JSON text already.
 
     Text that has no backslash, tab or line break is written as it is, and whether a column has any is
-    one scan of the column joined (in C), not a check per value; other values go through ``_to_text``.
+    one scan of the column joined (in C), not a check per value; other values go through ``_copy_text``.
     """
     name, to_text = field.attname, _to_text(field)
     if to_text is _json_copy_text and not encoded:
         values: list[Any] = [_json_text(row.get(name, default)) for row in rows]
+    elif encoded:
+        default_text = _json_text(default)  # the rows' values are JSON text already; the default is not
+        values = [row.get(name, default_text) for row in rows]
     else:
         values = [row.get(name, default) for row in rows]
     try:

@@ -189,6 +189,17 @@ def test_copy_text_of_rows_that_name_no_column_has_one_field_per_column_and_a_mi
         import_services._copy_rows(fields, [{"lead": 7}], {})
 
 
+def test_copy_text_of_a_json_column_given_as_text_fills_a_row_without_it_with_the_default_as_json() -> None:
+    fields = [f for f in Interaction._meta.concrete_fields if f.attname in ("lead_id", "properties")]
+
+    columns, text = import_services._copy_rows(
+        fields, [{"lead_id": 1, "properties": '{"line": 2}'}, {"lead_id": 2}], {}, json_text={"properties"}
+    )
+
+    assert [f.attname for f in columns] == ["lead_id", "properties"]
+    assert text == '1\t{"line": 2}\n2\t{}\n'
+
+
 def test_imported_leads_are_scored_by_the_pipeline_at_the_end(run_import) -> None:
     job = run_import("name,email\nAnn,ann@example.com\nBob,bob@example.com\n")
 
