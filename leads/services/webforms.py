@@ -316,7 +316,9 @@ def _check_form_fields(fields: Mapping[str, Any], form: WebForm | None = None) -
     if "field_mapping" in fields and (mapping_errors := field_mapping_errors(fields["field_mapping"])):
         errors["field_mapping"] = mapping_errors
     if "honeypot_field" in fields or "field_mapping" in fields:
-        honeypot = fields.get("honeypot_field", form.honeypot_field if form else "")
+        honeypot = fields.get(
+            "honeypot_field", form.honeypot_field if form else WebForm._meta.get_field("honeypot_field").get_default()
+        )
         mapping = fields.get("field_mapping", form.field_mapping if form else {})
         # A honeypot that people or the embed script fill would send every submission to the quarantine.
         if honeypot in RESERVED_FIELDS:

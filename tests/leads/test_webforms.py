@@ -471,6 +471,10 @@ def test_a_honeypot_that_people_or_the_snippet_fill_is_refused(org: Org, client_
         {"name": "F", "slug": "f", "field_mapping": {"mail": "email"}, "honeypot_field": "mail"},
         format="json",
     )
+    # No honeypot named: the default one (website_url) must not be a mapped field either.
+    mapped_default = marketing.post(
+        "/api/v1/forms/", {"name": "F", "slug": "f", "field_mapping": {"website_url": "website"}}, format="json"
+    )
     good = marketing.post(
         "/api/v1/forms/", {"name": "F", "slug": "f", "field_mapping": {"mail": "email"}}, format="json"
     )
@@ -483,6 +487,8 @@ def test_a_honeypot_that_people_or_the_snippet_fill_is_refused(org: Org, client_
     assert "honeypot_field" in reserved.json()
     assert mapped.status_code == 400
     assert "honeypot_field" in mapped.json()
+    assert mapped_default.status_code == 400
+    assert "honeypot_field" in mapped_default.json()
     assert good.status_code == 201, good.content
     assert remapped.status_code == 400
     assert "honeypot_field" in remapped.json()
