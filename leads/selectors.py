@@ -478,41 +478,35 @@ class DuplicatePage:
     next_cursor: str | None
 
 
-_DUPLICATE_BRANCHES = (
-    # (reason, the pair's FROM … WHERE). Pairs by e-mail and phone join the leads (already normalized on
-    # write) and keep the visible ones; pairs by name + company join ``nc``, the visible leads' keys.
-    (
-        "email",
-        "{lead} a JOIN {lead} b ON b.email = a.email AND a.id < b.id "
-        "JOIN v va ON va.id = a.id JOIN v vb ON vb.id = b.id WHERE a.email <> ''",
-    ),
-    (
-        "phone",
-        "{lead} a JOIN {lead} b ON b.phone = a.phone AND a.id < b.id "
-        "JOIN v va ON va.id = a.id JOIN v vb ON vb.id = b.id WHERE a.phone <> ''",
-    ),
-    # Filled in by vendor (``_name_company_pairs_sql``).
-    ("name_company", ""),
-)
-
-
-def _name_company_pairs_sql() -> str:
-    """The name + company branch's FROM … WHERE over ``nc`` (the visible leads' keys) as ``a`` and ``b``.
-
-    On PostgreSQL the leads that share both keys are grouped (an aggregate, O(n)) and each group's pairs
-    unnested: no join for the planner to misjudge. As a self-join of ``nc`` it chose a nested loop
-    whenever the statistics were stale (right after an import: "company <> ''" estimated at one row)
-    and took 128 s on 150,000 leads. SQLite has no arrays; its demo-sized tables take the self-join.
+def _duplicate_branches() -> tuple[tuple[str, str], ...]:
+    """(reason, the pair's FROM … WHERE) per reason. Pairs by e-mail and phone join the leads (already
+    normalized on write) and keep the visible ones; pairs by name + company come from ``nc``, the visible
+    leads' keys, grouped on PostgreSQL and joined to itself on SQLite.
     """
-    if connection.vendor == "postgresql":
-        return (
-            "(SELECT array_agg(id) AS ids FROM nc WHERE name_key <> '' AND company_key <> ''"
-            " GROUP BY name_key, company_key HAVING count(*) > 1) AS g,"
-            " unnest(g.ids) AS a(id), unnest(g.ids) AS b(id) WHERE a.id < b.id"
-        )
-    return (
-        "nc a JOIN nc b ON b.name_key = a.name_key AND b.company_key = a.company_key AND a.id < b.id "
+    name_company = (
+        # The leads that share both keys are grouped (an aggregate, O(n)) and each group's pairs unnested:
+        # no join for the planner to misjudge. As a self-join of ``nc`` it chose a nested loop whenever the
+        # statistics were stale (right after an import: "company <> ''" estimated at one row) and took 128 s
+        # on 150,000 leads. SQLite has no arrays; its demo-sized tables take the self-join.
+        "(SELECT array_agg(id) AS ids FROM nc WHERE name_key <> '' AND company_key <> ''"
+        " GROUP BY name_key, company_key HAVING count(*) > 1) AS g,"
+        " unnest(g.ids) AS a(id), unnest(g.ids) AS b(id) WHERE a.id < b.id"
+        if connection.vendor == "postgresql"
+        else "nc a JOIN nc b ON b.name_key = a.name_key AND b.company_key = a.company_key AND a.id < b.id "
         "WHERE a.name_key <> '' AND a.company_key <> ''"
+    )
+    return (
+        (
+            "email",
+            "{lead} a JOIN {lead} b ON b.email = a.email AND a.id < b.id "
+            "JOIN v va ON va.id = a.id JOIN v vb ON vb.id = b.id WHERE a.email <> ''",
+        ),
+        (
+            "phone",
+            "{lead} a JOIN {lead} b ON b.phone = a.phone AND a.id < b.id "
+            "JOIN v va ON va.id = a.id JOIN v vb ON vb.id = b.id WHERE a.phone <> ''",
+        ),
+        ("name_company", name_company),
     )
 
 
@@ -520,7 +514,7 @@ def _duplicate_keys_sql() -> tuple[str, str, list[str]]:
     """SQL for the duplicate keys of ``l.name`` and ``l.company`` (common.normalize.name_key/company_key).
 
     PostgreSQL computes them with regexp_replace, once per visible lead with a company (``nc``), and the
-    pairs come from grouping on the keys (``_name_company_pairs_sql``): set-based, no comparison of every
+    pairs come from grouping on the keys (``_duplicate_branches``): set-based, no comparison of every
     lead with every other. SQLite has no regexp_replace; the same functions in Python are registered on
     its connections (common.db).
     """
@@ -556,14 +550,14 @@ def lead_duplicate_pairs(*, user: User, cursor: str | None = None, page_size: in
     table = Lead._meta.db_table
     name_key, company_key, key_params = _duplicate_keys_sql()
     branches, params = [], []
-    for reason, source in _DUPLICATE_BRANCHES:
-        source = source or _name_company_pairs_sql()
-        flags = ", ".join(f"{int(reason == r)} AS by_{r}" for r, _s in _DUPLICATE_BRANCHES)
+    reasons = _duplicate_branches()
+    for reason, source in reasons:
+        flags = ", ".join(f"{int(reason == r)} AS by_{r}" for r, _s in reasons)
         keyset = " AND (b.id < %s OR (b.id = %s AND a.id < %s))" if position else ""
         branches.append(f"SELECT a.id AS a_id, b.id AS b_id, {flags} FROM {source.format(lead=table)}{keyset}")
         if position:
             params += [position[0], position[0], position[1]]
-    reason_names = [r for r, _s in _DUPLICATE_BRANCHES]
+    reason_names = [r for r, _s in reasons]
     sql = (
         f"WITH v AS ({visible_sql}), "
         f"nc AS (SELECT l.id, {name_key} AS name_key, {company_key} AS company_key FROM ({named_sql}) AS l) "
