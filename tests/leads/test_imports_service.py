@@ -14,7 +14,7 @@ from celery.exceptions import Retry
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, signals
 from django.utils import timezone, translation
 
 from assignment.models import AssignmentDecision, LeadTeamMember, Notification, QueueEntry, SlaClock
@@ -823,9 +823,18 @@ def test_undo_deletes_created_leads_and_restores_updated_ones(run_import, existi
     assert not Interaction.objects.filter(lead=existing, type__in=["import", "field_conflict"]).exists()
 
 
+@pytest.mark.parametrize("signal_receiver", [False, True], ids=["set-based", "django-collector"])
 def test_undo_deletes_what_the_pipeline_hung_off_a_created_lead_and_nothing_of_other_leads(
-    run_import, org: Org
+    run_import, org: Org, signal_receiver: bool
 ) -> None:
+    """Set-based deletes, or Django's collector when a delete signal listens on leads: the same rows go."""
+    deleted: list[int] = []
+
+    def receiver(sender: type[Lead], instance: Lead, **kwargs: Any) -> None:
+        deleted.append(instance.pk)
+
+    if signal_receiver:
+        signals.pre_delete.connect(receiver, sender=Lead, dispatch_uid="test-undo-receiver")
     # given an imported lead the pipeline has scored, routed and queued, and a lead that is not the import's
     job = run_import("name,email\nAnn,ann@example.com\n", tags=["expo"])
     ann = Lead.objects.get(email="ann@example.com")
@@ -840,9 +849,13 @@ def test_undo_deletes_what_the_pipeline_hung_off_a_created_lead_and_nothing_of_o
     QueueEntry.objects.create(lead=ann)
     Lead.objects.filter(pk=other.pk).update(merged_into=ann)  # a pointer to the lead that goes
 
-    services.import_undo(job=job, by=org.marketing)
+    try:
+        services.import_undo(job=job, by=org.marketing)
+    finally:
+        signals.pre_delete.disconnect(sender=Lead, dispatch_uid="test-undo-receiver")
 
     # then Ann and everything about her are gone; the other lead keeps all of its rows
+    assert deleted == ([ann.pk] if signal_receiver else [])
     assert list(Lead.objects.values_list("pk", flat=True)) == [other.pk]
     for model in (ScoreHistory, AssignmentDecision, Notification, LeadTeamMember, SlaClock):
         assert list(model.objects.values_list("lead_id", flat=True)) == [other.pk], model
