@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import importlib
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.apps import apps
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ForeignKey
 
 from leads.models import ImportJob, ImportRowError, Interaction, Lead, LeadScore, LeadStageChange, Tag
-from tests.conftest import Org
+from tests.conftest import Org, wait_until_blocked
 from tests.factories import LeadFactory, make_user
 from users.models import Role
 
@@ -176,19 +175,6 @@ def test_a_referenced_parents_id_cannot_change(org: Org) -> None:
 # --- concurrency: the lock a row-level check takes is taken here too ---------------------------------------
 
 
-def _wait_until_blocked(pid: int) -> None:
-    """Until backend ``pid`` waits for a lock (what the other side of the race does), at most 30 s."""
-    deadline = time.monotonic() + 30
-    with connections["default"].cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-            row = cursor.fetchone()
-            if row and row[0] == "Lock":
-                return
-            time.sleep(0.02)
-    raise AssertionError(f"backend {pid} never waited for a lock")
-
-
 def _delete_user(pk: int) -> None:
     """A user's row deleted in SQL, with the group links (a real foreign key) that would refuse it anyway."""
     with transaction.atomic():
@@ -226,7 +212,7 @@ def test_a_parent_deleted_while_a_child_is_being_written_waits_and_is_refused(or
     with transaction.atomic():
         Interaction.objects.create(lead=lead, type="note", created_by=author)  # locks the author, uncommitted
         deleter = _in_thread(lambda: _delete_user(author.pk), outcome)
-        _wait_until_blocked(outcome["pid"])
+        wait_until_blocked(outcome["pid"])
     deleter.join(timeout=30)
 
     assert isinstance(outcome["error"], IntegrityError)
@@ -245,7 +231,7 @@ def test_a_child_written_while_its_parent_is_being_deleted_waits_and_is_refused(
         writer = _in_thread(
             lambda: Interaction.objects.create(lead_id=lead.pk, type="note", created_by_id=author.pk), outcome
         )
-        _wait_until_blocked(outcome["pid"])
+        wait_until_blocked(outcome["pid"])
     writer.join(timeout=30)
 
     assert isinstance(outcome["error"], IntegrityError)

@@ -41,7 +41,7 @@ from leads.services.intake import lead_upsert
 from leads.tasks.imports import import_undo_task
 from scoring.models import ScoreHistory
 from tests.assignment.conftest import make_rule, profile
-from tests.conftest import Org
+from tests.conftest import Org, wait_until_blocked
 from tests.factories import CampaignFactory, InteractionFactory, LeadFactory
 from tests.leads.test_imports_reading import xlsx_bytes
 
@@ -803,6 +803,65 @@ def test_a_chunk_whose_job_another_worker_moved_meanwhile_rolls_back_and_leaves_
     # then its chunk is rolled back, without an error, and the job stays the other worker's to finish
     job.refresh_from_db()
     assert (job.status, job.processed, job.created, job.error) == (ImportStatus.RUNNING, 0, 0, "")
+    assert not Lead.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_waits_for_another_worker_moving_its_job_then_rolls_back(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counters' conditional UPDATE waits for a concurrent writer of the job's row, then re-reads it."""
+    monkeypatch.setattr(import_services, "_enqueue", lambda job_id: None)
+    job = services.import_create(file=upload("name\nAnn\nBob\n"), by=org.marketing)
+    moved, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_worker() -> None:  # a redelivered task that moved the same job and has not committed yet
+        try:
+            with transaction.atomic():
+                ImportJob.objects.filter(pk=job.pk).update(processed=F("processed") + 2)
+                moved.set()
+                release.wait(30)
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def release_once_blocked(pid: int) -> None:
+        try:
+            wait_until_blocked(pid)
+        except BaseException as exc:  # it never waited: reported to the test
+            errors.append(exc)
+        finally:
+            release.set()
+            connection.close()
+
+    other = threading.Thread(target=other_worker)
+    watcher: list[threading.Thread] = []
+    real_create_leads = import_services._create_leads
+
+    def create_leads_while_the_other_worker_holds_the_job(*args: Any, **kwargs: Any) -> None:
+        real_create_leads(*args, **kwargs)
+        other.start()
+        assert moved.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        watcher.append(threading.Thread(target=release_once_blocked, args=(pid,)))
+        watcher[0].start()
+
+    monkeypatch.setattr(import_services, "_create_leads", create_leads_while_the_other_worker_holds_the_job)
+
+    # when this worker's chunk reaches its counters while the other holds the job's row
+    services.import_run(job_id=job.pk)
+    other.join(30)
+    watcher[0].join(30)
+
+    # then it waited for the other worker, saw the job moved, and rolled its chunk back
+    assert not errors
+    job.refresh_from_db()
+    assert (job.status, job.processed, job.created, job.error) == (ImportStatus.RUNNING, 2, 0, "")
     assert not Lead.objects.exists()
 
 
