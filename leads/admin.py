@@ -1,8 +1,14 @@
 """Admin for leads and their related records."""
 
-from django.contrib import admin
-from django.http import HttpRequest
+from typing import Any
 
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+
+from common.normalize import normalize_email, normalize_phone
+from leads import services
 from leads.models import (
     AnonymousEvent,
     Campaign,
@@ -21,6 +27,7 @@ from leads.models import (
     Visitor,
     WebForm,
 )
+from leads.services.leads import EDITABLE_FIELDS
 
 
 @admin.register(Campaign)
@@ -42,16 +49,66 @@ class StageChangeInline(admin.TabularInline[LeadStageChange, Lead]):
     can_delete = False
 
 
+class LeadAdminForm(forms.ModelForm[Lead]):
+    """The lead fields the services may write, checked as every entry point checks them."""
+
+    website = forms.URLField(required=False, max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = Lead
+        fields = [f.name for f in Lead._meta.get_fields() if f.name in EDITABLE_FIELDS | {"stage", "tags"}]
+
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data.get("email"))
+
+    def clean_phone(self) -> str:
+        return normalize_phone(self.cleaned_data.get("phone"))
+
+
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin[Lead]):
+    """Leads in the admin go through the same services as the API and the pages.
+
+    A new lead is an upsert (a lead with the same normalized e-mail or phone is updated instead, with
+    differing values kept on its timeline); an edit is ``lead_update`` (normalized fields, a stage
+    change recorded in the history). Writing the model directly would skip all of that.
+    """
+
+    form = LeadAdminForm
     list_display = ("name", "email", "phone", "company", "stage", "score", "grade", "owner", "source", "created_at")
     list_filter = ("stage", "source", "scorecard__grade", "company_size")
     list_select_related = ("owner", "scorecard")
     search_fields = ("search_text",)
-    raw_id_fields = ("owner", "campaign", "created_by")
-    readonly_fields = ("score", "grade", "score_updated_at", "created_at", "updated_at")
+    raw_id_fields = ("owner", "campaign")
+    readonly_fields = ("score", "grade", "score_updated_at", "created_by", "created_at", "updated_at")
     inlines = [StageChangeInline]
     show_full_result_count = False  # COUNT(*) over millions of leads on every page is not worth it
+
+    def save_model(self, request: HttpRequest, obj: Lead, form: forms.ModelForm[Lead], change: bool) -> None:
+        user: Any = request.user
+        data = form.cleaned_data
+        tags = [tag.name for tag in data["tags"]] if "tags" in data else None
+        if change:
+            fields = {name: data[name] for name in form.changed_data if name in EDITABLE_FIELDS}
+            lead = Lead.objects.get(pk=obj.pk)
+            services.lead_update(lead=lead, changed_by=user, tags=tags, stage=data.get("stage"), **fields)
+        else:
+            fields = {name: value for name, value in data.items() if name in EDITABLE_FIELDS}
+            lead, created = services.lead_upsert(
+                source_label="admin", created_by=user, tags=tags or (), stage=data.get("stage") or "new", **fields
+            )
+            if not created:
+                messages.warning(
+                    request,
+                    _("A lead with this e-mail or phone exists: it was updated instead (#%(id)s).") % {"id": lead.pk},
+                )
+        obj.pk = lead.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # The tags were written by the service; the stage history inline is read-only.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
 
 @admin.register(LeadStageChange)
