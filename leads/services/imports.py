@@ -1361,8 +1361,8 @@ def import_undo_start(*, job: ImportJob, by: User | None) -> ImportJob:
     """Mark a finished or failed import ``undoing`` and have a worker undo it (``import_undo``).
 
     Undoing a big list deletes hundreds of thousands of rows (4-10 s per 50,000 created leads on the
-    benchmark machine, docs/benchmarks.md): longer than a web request should take, so it runs in the background like the import itself and the
-    job's page follows its status.
+    benchmark machine, docs/benchmarks.md): longer than a web request should take, so it runs in the
+    background like the import itself and the job's page follows its status.
     """
     job = ImportJob.objects.select_for_update().get(pk=job.pk)
     if job.status not in (ImportStatus.DONE, ImportStatus.FAILED):
